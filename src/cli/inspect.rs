@@ -1,0 +1,129 @@
+use super::{fmt_metric, print_json};
+use crate::error::Result;
+use crate::model::ChurnModel;
+use crate::model::file::FeatureEntry;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A model.json, or a model folder (its highest version).
+    #[arg(long)]
+    model: PathBuf,
+    /// Print the whole model file as JSON, with the feature ranking.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A feature's importance: the standard deviation of its contribution over the training rows
+/// (log-odds), so numeric and categorical features compare on one scale.
+fn importance(f: &FeatureEntry) -> f64 {
+    match f {
+        FeatureEntry::Numeric(n) => n.weight.abs(),
+        FeatureEntry::Categorical(c) => {
+            let mean: f64 = c.levels.iter().map(|l| l.share * l.weight).sum();
+            c.levels
+                .iter()
+                .map(|l| l.share * (l.weight - mean).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        }
+    }
+}
+
+pub fn run(a: InspectArgs) -> Result<()> {
+    let model = ChurnModel::load(&a.model)?;
+    let f = model.file();
+    let mut ranked: Vec<&FeatureEntry> = f.features.iter().collect();
+    ranked.sort_by(|a, b| importance(b).total_cmp(&importance(a)));
+    if a.json {
+        print_json(&serde_json::json!({
+            "path": model.path(),
+            "sha256": model.sha256(),
+            "model": f,
+            "ranking": ranked.iter().map(|e| serde_json::json!({"feature": e.name(), "importance": importance(e)})).collect::<Vec<_>>(),
+        }));
+        return Ok(());
+    }
+    let t = &f.training;
+    println!(
+        "{} (format {}, created {} by churn {})",
+        model.id(),
+        f.format,
+        f.created_at,
+        f.churn_version
+    );
+    println!(
+        "file {} sha256 {}",
+        model
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        model.sha256()
+    );
+    println!(
+        "trained on {} ({} rows, sha256 {}), label {} = \"{}\" ({:.1}% positive)",
+        t.data_file,
+        t.rows,
+        &t.data_sha256[..t.data_sha256.len().min(12)],
+        t.label,
+        t.positive,
+        100.0 * t.positive_share
+    );
+    println!(
+        "l2 {} ({}), holdout {}, {} folds, seed {}, solver {}",
+        t.l2, t.l2_chosen_by, t.holdout_fraction, t.folds, t.seed, t.solver.name
+    );
+    println!(
+        "baseline probability {:.4} (logit {:.4})",
+        crate::model::sigmoid(f.baseline_logit),
+        f.baseline_logit
+    );
+    println!(
+        "tiers: HIGH p >= {:.4}, MEDIUM p >= {:.4}",
+        f.tiers.high, f.tiers.medium
+    );
+    if let Some(h) = &f.metrics.holdout {
+        println!(
+            "holdout: AUC {}  PR-AUC {}  log loss {}  Brier {}  lift {}",
+            fmt_metric(h.auc),
+            fmt_metric(h.pr_auc),
+            fmt_metric(h.log_loss),
+            fmt_metric(h.brier),
+            fmt_metric(h.top_decile_lift)
+        );
+    }
+    println!("features by importance (std of contribution, log-odds):");
+    for e in ranked {
+        match e {
+            FeatureEntry::Numeric(n) => println!(
+                "  {:<24} {:>7.4}  numeric{}  weight {:+.4} per std ({:.4}), impute {}",
+                n.name,
+                importance(e),
+                if n.transform == crate::schema::Transform::None {
+                    String::new()
+                } else {
+                    format!(" {}", n.transform.name())
+                },
+                n.weight,
+                n.std,
+                n.impute
+            ),
+            FeatureEntry::Categorical(c) => {
+                let mean: f64 = c.levels.iter().map(|l| l.share * l.weight).sum();
+                let levels: Vec<String> = c
+                    .levels
+                    .iter()
+                    .map(|l| format!("{} {:+.3}", l.value, l.weight - mean))
+                    .collect();
+                println!(
+                    "  {:<24} {:>7.4}  categorical: {}",
+                    c.name,
+                    importance(e),
+                    levels.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! The library's one error type. Every variant names what was wrong and where (file, row, column,
+//! field), so a CLI prints it as is and the server maps it to a gRPC status in one place.
+use std::path::PathBuf;
+
+/// One offending input field, as reported to API callers (google.rpc.BadRequest field violations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A problem with a data file: `line` is the 1-based line of a CSV file (the header is line 1),
+    /// or the 1-based row of a Parquet file, when one row is at fault.
+    #[error("{}", data_message(path, *line, column.as_deref(), message))]
+    Data {
+        path: PathBuf,
+        line: Option<u64>,
+        column: Option<String>,
+        message: String,
+    },
+
+    /// A model file that cannot be read, parsed or trusted.
+    #[error("model {path}: {message}")]
+    Model { path: PathBuf, message: String },
+
+    /// A request's features are invalid; one violation per offending field.
+    #[error("invalid features: {}", violations_message(.0))]
+    InvalidFeatures(Vec<FieldViolation>),
+
+    #[error("model not found: {0}")]
+    ModelNotFound(String),
+
+    /// Training could not produce a model (e.g. the solver failed to converge to finite weights).
+    #[error("training failed: {0}")]
+    Training(String),
+
+    /// Bad arguments or options.
+    #[error("{0}")]
+    Usage(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Data {
+            path: path.into(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn cell(
+        path: impl Into<PathBuf>,
+        line: u64,
+        column: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Data {
+            path: path.into(),
+            line: Some(line),
+            column: Some(column.into()),
+            message: message.into(),
+        }
+    }
+
+    pub fn column(
+        path: impl Into<PathBuf>,
+        column: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Data {
+            path: path.into(),
+            line: None,
+            column: Some(column.into()),
+            message: message.into(),
+        }
+    }
+
+    pub fn model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Model {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn data_message(
+    path: &std::path::Path,
+    line: Option<u64>,
+    column: Option<&str>,
+    message: &str,
+) -> String {
+    let mut s = path.display().to_string();
+    if let Some(l) = line {
+        s.push_str(&format!(": line {l}"));
+    }
+    if let Some(c) = column {
+        s.push_str(&format!(": column '{c}'"));
+    }
+    s.push_str(": ");
+    s.push_str(message);
+    s
+}
+
+fn violations_message(v: &[FieldViolation]) -> String {
+    v.iter()
+        .map(|f| format!("{}: {}", f.field, f.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

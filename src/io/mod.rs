@@ -1,0 +1,71 @@
+//! Tables in and out. A [`Table`] is a column store read from CSV or Parquet: each column keeps its
+//! cells both as numbers (when they parse) and as dictionary codes (while they have few distinct
+//! values), so the trainer decides numeric vs categorical after one read.
+mod csv_reader;
+mod parquet_reader;
+mod table;
+
+pub use table::{Column, ReadOptions, Table, is_missing_token};
+
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// The formats a table can be read from, by file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    Csv,
+    Parquet,
+}
+
+impl TableFormat {
+    /// `.parquet`/`.pq` is Parquet; everything else is read as CSV.
+    pub fn of(path: &Path) -> TableFormat {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+        {
+            Some(e) if e == "parquet" || e == "pq" => TableFormat::Parquet,
+            _ => TableFormat::Csv,
+        }
+    }
+}
+
+/// Reads a whole table from a CSV or Parquet file.
+pub fn read_table(path: &Path, opts: &ReadOptions) -> Result<Table> {
+    if !path.exists() {
+        return Err(Error::data(path, "no such file"));
+    }
+    match TableFormat::of(path) {
+        TableFormat::Csv => csv_reader::read(path, opts),
+        TableFormat::Parquet => parquet_reader::read(path, opts),
+    }
+}
+
+/// The column names of a CSV or Parquet file, without reading its rows.
+pub fn read_header(path: &Path) -> Result<Vec<String>> {
+    if !path.exists() {
+        return Err(Error::data(path, "no such file"));
+    }
+    match TableFormat::of(path) {
+        TableFormat::Csv => csv_reader::header(path),
+        TableFormat::Parquet => parquet_reader::header(path),
+    }
+}
+
+/// SHA-256 of a file's bytes, hex encoded.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}

@@ -1,0 +1,21 @@
+//! churn: predicts which customers are about to leave, with the reasons, from one model file.
+//!
+//! The library holds everything; the `churn` binary only parses arguments and calls it.
+pub mod cli;
+pub mod error;
+pub mod io;
+pub mod model;
+pub mod schema;
+
+pub use error::{Error, FieldViolation, Result};
+pub use model::{ChurnModel, Explanation, RiskTier};
+pub use schema::{FeatureSchema, Value};
+
+/// Types generated from `proto/churn/v1/churn.proto`.
+pub mod proto {
+    tonic::include_proto!("churn.v1");
+
+    /// Encoded descriptor set of every proto, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/churn_descriptor.bin"));
+}
