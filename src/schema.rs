@@ -242,9 +242,10 @@ impl FeatureSchema {
         }
     }
 
-    /// Maps named values onto schema order. Unknown names are violations; absent features are
-    /// `Value::Missing`.
-    pub fn row_from_named<'a, I>(&self, named: I) -> Result<Vec<Value<'a>>, Vec<FieldViolation>>
+    /// Maps named values onto schema order; absent features are `Value::Missing`. Unknown names
+    /// are returned as violations beside the row, so that the values can still be checked and
+    /// every offending field reported at once.
+    pub fn row_from_named<'a, I>(&self, named: I) -> (Vec<Value<'a>>, Vec<FieldViolation>)
     where
         I: IntoIterator<Item = (&'a str, Value<'a>)>,
     {
@@ -262,11 +263,7 @@ impl FeatureSchema {
                 }),
             }
         }
-        if violations.is_empty() {
-            Ok(row)
-        } else {
-            Err(violations)
-        }
+        (row, violations)
     }
 
     fn feature_list(&self) -> String {

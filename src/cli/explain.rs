@@ -87,7 +87,7 @@ pub fn run(a: ExplainArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{}: churn probability {:.4} ({}); the average customer {:.4}",
+        "{}: churn probability {:.4} ({}); baseline {:.4} (the training-average customer)",
         model.id(),
         e.probability,
         e.tier.as_str(),

@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use arrow_array::{Array, RecordBatch, cast::AsArray, types::*};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rayon::prelude::*;
 use std::path::Path;
 
 pub(super) fn header(path: &Path) -> Result<Vec<String>> {
@@ -52,9 +53,10 @@ pub(super) fn read(path: &Path, opts: &ReadOptions) -> Result<Table> {
     let mut rows = 0u64;
     for batch in reader {
         let batch: RecordBatch = batch.map_err(|e| Error::data(path, e.to_string()))?;
-        for (col, &i) in columns.iter_mut().zip(&kept) {
-            push_array(col, batch.column(i).as_ref(), opts.max_levels);
-        }
+        columns
+            .par_iter_mut()
+            .zip(&kept)
+            .for_each(|(col, &i)| push_array(col, batch.column(i).as_ref(), opts.max_levels));
         rows += batch.num_rows() as u64;
     }
     for c in &mut columns {

@@ -43,7 +43,7 @@ pub struct Column {
     pub missing: u64,
     /// Distinct non-missing texts in first-seen order, while at most `max_levels`.
     pub levels: Option<Vec<String>>,
-    /// Per row: index into `levels`, or `MISSING_CODE`.
+    /// Per row: index into `levels`, or `MISSING_CODE`; empty once `levels` is `None`.
     pub codes: Vec<u32>,
     index: HashMap<String, u32>,
 }
@@ -132,8 +132,8 @@ impl Column {
     }
 
     fn push_code(&mut self, s: Option<&str>, max_levels: usize) {
+        // A column past max_levels keeps no codes at all.
         let Some(levels) = self.levels.as_mut() else {
-            self.codes.push(Column::MISSING_CODE);
             return;
         };
         let code = match s {

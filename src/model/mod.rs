@@ -323,8 +323,15 @@ impl ChurnModel {
     where
         I: IntoIterator<Item = (&'a str, Value<'a>)>,
     {
-        let row = self.schema.row_from_named(named)?;
-        self.explain(&row, strict)
+        let (row, mut unknown) = self.schema.row_from_named(named);
+        match self.explain(&row, strict) {
+            Ok(e) if unknown.is_empty() => Ok(e),
+            Ok(_) => Err(unknown),
+            Err(bad_values) => {
+                unknown.splice(0..0, bad_values);
+                Err(unknown)
+            }
+        }
     }
 }
 

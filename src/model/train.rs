@@ -87,6 +87,8 @@ pub struct TrainReport {
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Timings {
+    /// Fitting the encodings and building the design matrices.
+    pub encoding: f64,
     pub cross_validation: f64,
     pub holdout: f64,
     /// The final fit on every row (the solver alone).
@@ -157,17 +159,33 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
         }
     }
 
+    // Encodings and design of every row (the final model), and of the training part when a
+    // holdout is set aside (else the training part is every row).
+    let t = Instant::now();
+    let defs = fit_encoding(&inputs, &all);
+    let x_all = design(&inputs, &defs, &all);
+    let split = if holdout_idx.is_empty() {
+        None
+    } else {
+        let train_defs = fit_encoding(&inputs, &train_idx);
+        let x_train = design(&inputs, &train_defs, &train_idx);
+        let x_ho = design(&inputs, &train_defs, &holdout_idx);
+        Some((x_train, x_ho))
+    };
+    let encode_seconds = t.elapsed().as_secs_f64();
+    let (x_train, y_train): (&Array2<f64>, Vec<bool>) = match &split {
+        Some((x, _)) => (x, train_idx.iter().map(|&i| y[i]).collect()),
+        None => (&x_all, y.clone()),
+    };
+
     // Choose L2 (and measure cross-validated metrics) on the training part.
     let t = Instant::now();
-    let train_defs = fit_encoding(&inputs, &train_idx);
-    let x_train = design(&inputs, &train_defs, &train_idx);
-    let y_train: Vec<bool> = train_idx.iter().map(|&i| y[i]).collect();
     let (l2, l2_chosen_by, cv) = if opts.folds >= 2 {
         let grid: Vec<f64> = match opts.l2 {
             Some(a) => vec![a],
             None => L2_GRID.to_vec(),
         };
-        let cv = cross_validate(&x_train, &y_train, &grid, opts)?;
+        let cv = cross_validate(x_train, &y_train, &grid, opts)?;
         let chosen = if opts.l2.is_some() {
             "--l2"
         } else {
@@ -185,21 +203,19 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
     // Holdout: fit on the training part, measure on the rest, choose tier cuts there.
     let t = Instant::now();
     let fit_opts = FitOptions::new(l2);
-    let (holdout_metrics, holdout_p) = if holdout_idx.is_empty() {
-        (None, None)
-    } else {
-        let fit = solver::fit(opts.solver, x_train.view(), &y_train, &fit_opts)?;
-        let x_ho = design(&inputs, &train_defs, &holdout_idx);
-        let p = predict(&fit, &x_ho);
-        let y_ho: Vec<bool> = holdout_idx.iter().map(|&i| y[i]).collect();
-        (Some(metrics::evaluate(&p, &y_ho)), Some(p))
+    let (holdout_metrics, holdout_p) = match &split {
+        None => (None, None),
+        Some((x_train, x_ho)) => {
+            let fit = solver::fit(opts.solver, x_train.view(), &y_train, &fit_opts)?;
+            let p = predict(&fit, x_ho);
+            let y_ho: Vec<bool> = holdout_idx.iter().map(|&i| y[i]).collect();
+            (Some(metrics::evaluate(&p, &y_ho)), Some(p))
+        }
     };
-    drop(x_train);
+    drop(split);
     let holdout_seconds = t.elapsed().as_secs_f64();
 
     // Final model on every row.
-    let defs = fit_encoding(&inputs, &all);
-    let x_all = design(&inputs, &defs, &all);
     let t = Instant::now();
     let fit = solver::fit(opts.solver, x_all.view(), &y, &fit_opts)?;
     let final_fit_seconds = t.elapsed().as_secs_f64();
@@ -271,6 +287,7 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
         imputed_cells,
         constant_features,
         seconds: Timings {
+            encoding: encode_seconds,
             cross_validation: cv_seconds,
             holdout: holdout_seconds,
             final_fit: final_fit_seconds,
@@ -597,12 +614,16 @@ fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
-    v.sort_by(f64::total_cmp);
+    let odd = v.len() % 2 == 1;
     let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
+    let (lower, mid, _) = v.select_nth_unstable_by(m, f64::total_cmp);
+    let mid = *mid;
+    if odd {
+        mid
     } else {
-        0.5 * (v[m - 1] + v[m])
+        // The largest value below the middle one.
+        let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        0.5 * (below + mid)
     }
 }
 
@@ -716,8 +737,11 @@ fn mean_std(v: impl Iterator<Item = f64>) -> (f64, f64) {
 /// Cut points such that about `high` of the scores are HIGH and `medium` more are MEDIUM.
 fn tier_cuts(p: &[f64], (high, medium): (f64, f64)) -> Result<TierCuts> {
     let mut s = p.to_vec();
-    s.sort_by(|a, b| b.total_cmp(a));
-    let at = |share: f64| s[((s.len() as f64 * share - 1e-9).ceil() as usize).clamp(1, s.len()) - 1];
+    // The score at descending rank ceil(share * n): a linear-time selection, not a sort.
+    let mut at = |share: f64| {
+        let k = ((s.len() as f64 * share - 1e-9).ceil() as usize).clamp(1, s.len()) - 1;
+        *s.select_nth_unstable_by(k, |a, b| b.total_cmp(a)).1
+    };
     let (h, m) = (at(high), at(high + medium));
     if !(m > 0.0 && h < 1.0) {
         return Err(Error::Training(
@@ -851,6 +875,14 @@ mod tests {
             assert_eq!(rows, 200);
             assert_eq!(pos, 50);
         }
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [5.0, 1.0, 3.0]), 3.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut [7.0]), 7.0);
+        assert_eq!(median(&mut []), 0.0);
     }
 
     #[test]
