@@ -1,1 +1,69 @@
-fn main() {}
+//! Scoring kernel: rows per second through `ChurnModel::score_into` with the bundled Telco model,
+//! probability only and with the top-3 reasons. Rows are the real Telco rows, parsed once.
+use churn::model::{ChurnModel, RowScratch, sigmoid, top_k};
+use churn::schema::{FeatureKind, Value};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+
+fn telco_rows(model: &ChurnModel) -> Vec<Vec<String>> {
+    let mut rdr = csv::Reader::from_path("data/telco_customer_churn.csv").unwrap();
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+    let cols: Vec<usize> = model
+        .schema()
+        .features()
+        .iter()
+        .map(|f| header.iter().position(|h| *h == f.name).unwrap())
+        .collect();
+    rdr.records()
+        .map(|r| {
+            let r = r.unwrap();
+            cols.iter().map(|&c| r[c].to_string()).collect()
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let model = ChurnModel::load("models/telco".as_ref()).unwrap();
+    let text = telco_rows(&model);
+    let rows: Vec<Vec<Value<'_>>> = text
+        .iter()
+        .map(|r| {
+            r.iter()
+                .zip(model.schema().features())
+                .map(|(cell, f)| match f.kind {
+                    FeatureKind::Numeric(_) => cell.trim().parse().map_or(Value::Missing, Value::Number),
+                    FeatureKind::Categorical(_) => Value::Text(cell),
+                })
+                .collect()
+        })
+        .collect();
+    let mut g = c.benchmark_group("score_telco");
+    g.throughput(Throughput::Elements(rows.len() as u64));
+    g.bench_function("probability", |b| {
+        let mut s = RowScratch::default();
+        b.iter(|| {
+            let mut acc = 0.0;
+            for r in &rows {
+                acc += sigmoid(model.score_into(black_box(r), false, &mut s).unwrap());
+            }
+            acc
+        })
+    });
+    g.bench_function("probability_and_top3_reasons", |b| {
+        let mut s = RowScratch::default();
+        let mut top = Vec::with_capacity(4);
+        b.iter(|| {
+            let mut acc = 0.0;
+            for r in &rows {
+                let logit = model.score_into(black_box(r), false, &mut s).unwrap();
+                top_k(&s.contributions, 3, &mut top);
+                acc += sigmoid(logit) + s.contributions[top[0]];
+            }
+            acc
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -101,9 +101,14 @@ impl CategoricalEncoding {
         }
     }
 
+    /// The level's index. Few levels (the common case) are compared directly, which beats hashing.
     #[inline]
     pub fn level(&self, text: &str) -> Option<usize> {
-        self.index.get(text).copied()
+        if self.levels.len() <= 16 {
+            self.levels.iter().position(|l| l == text)
+        } else {
+            self.index.get(text).copied()
+        }
     }
 }
 

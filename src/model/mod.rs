@@ -98,19 +98,52 @@ pub enum FeatureValue {
     Level(String),
 }
 
+#[cfg(test)]
+mod tests {
+    use super::top_k;
+
+    #[test]
+    fn top_k_orders_by_magnitude_with_ties_in_index_order() {
+        let c = [0.1, -0.9, 0.5, 0.9, -0.05, 0.5];
+        let mut out = Vec::new();
+        top_k(&c, 3, &mut out);
+        assert_eq!(out, vec![1, 3, 2]);
+        top_k(&c, 10, &mut out);
+        assert_eq!(out, vec![1, 3, 2, 5, 0, 4]);
+        top_k(&c, 0, &mut out);
+        assert!(out.is_empty());
+    }
+}
+
 impl Explanation {
     /// The `k` largest contributions by absolute value, largest first (ties keep schema order).
     pub fn reasons(&self, k: usize) -> Vec<&Contribution> {
-        let mut idx: Vec<usize> = (0..self.contributions.len()).collect();
-        sort_by_magnitude(&mut idx, |i| self.contributions[i].contribution);
-        idx.truncate(k);
+        let c: Vec<f64> = self.contributions.iter().map(|c| c.contribution).collect();
+        let mut idx = Vec::with_capacity(k);
+        top_k(&c, k, &mut idx);
         idx.into_iter().map(|i| &self.contributions[i]).collect()
     }
 }
 
-/// Sorts indices by decreasing |contribution|, ties in index order.
-pub fn sort_by_magnitude(idx: &mut [usize], c: impl Fn(usize) -> f64) {
-    idx.sort_by(|&a, &b| c(b).abs().total_cmp(&c(a).abs()).then(a.cmp(&b)));
+/// Indices of the `k` largest |contributions|, largest first, ties in index order, into `out`
+/// (cleared first). Allocation-free once `out` has room for k + 1.
+pub fn top_k(contributions: &[f64], k: usize, out: &mut Vec<usize>) {
+    out.clear();
+    if k == 0 {
+        return;
+    }
+    for (i, c) in contributions.iter().enumerate() {
+        let c = c.abs();
+        if out.len() == k && contributions[out[k - 1]].abs() >= c {
+            continue;
+        }
+        let pos = out
+            .iter()
+            .position(|&j| contributions[j].abs() < c)
+            .unwrap_or(out.len());
+        out.insert(pos, i);
+        out.truncate(k);
+    }
 }
 
 #[inline]
