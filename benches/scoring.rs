@@ -31,7 +31,9 @@ fn bench(c: &mut Criterion) {
             r.iter()
                 .zip(model.schema().features())
                 .map(|(cell, f)| match f.kind {
-                    FeatureKind::Numeric(_) => cell.trim().parse().map_or(Value::Missing, Value::Number),
+                    FeatureKind::Numeric(_) => {
+                        cell.trim().parse().map_or(Value::Missing, Value::Number)
+                    }
                     FeatureKind::Categorical(_) => Value::Text(cell),
                 })
                 .collect()
