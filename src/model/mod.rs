@@ -98,23 +98,6 @@ pub enum FeatureValue {
     Level(String),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::top_k;
-
-    #[test]
-    fn top_k_orders_by_magnitude_with_ties_in_index_order() {
-        let c = [0.1, -0.9, 0.5, 0.9, -0.05, 0.5];
-        let mut out = Vec::new();
-        top_k(&c, 3, &mut out);
-        assert_eq!(out, vec![1, 3, 2]);
-        top_k(&c, 10, &mut out);
-        assert_eq!(out, vec![1, 3, 2, 5, 0, 4]);
-        top_k(&c, 0, &mut out);
-        assert!(out.is_empty());
-    }
-}
-
 impl Explanation {
     /// The `k` largest contributions by absolute value, largest first (ties keep schema order).
     pub fn reasons(&self, k: usize) -> Vec<&Contribution> {
@@ -554,4 +537,21 @@ fn validate(f: &ModelFile) -> std::result::Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_k;
+
+    #[test]
+    fn top_k_orders_by_magnitude_with_ties_in_index_order() {
+        let c = [0.1, -0.9, 0.5, 0.9, -0.05, 0.5];
+        let mut out = Vec::new();
+        top_k(&c, 3, &mut out);
+        assert_eq!(out, vec![1, 3, 2]);
+        top_k(&c, 10, &mut out);
+        assert_eq!(out, vec![1, 3, 2, 5, 0, 4]);
+        top_k(&c, 0, &mut out);
+        assert!(out.is_empty());
+    }
 }
