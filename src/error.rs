@@ -39,6 +39,10 @@ pub enum Error {
     #[error("model not found: {0}")]
     ModelNotFound(String),
 
+    /// The server is at its limit; the caller should retry later.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
+
     /// Training could not produce a model (e.g. the solver failed to converge to finite weights).
     #[error("training failed: {0}")]
     Training(String),

@@ -6,6 +6,7 @@ pub mod error;
 pub mod io;
 pub mod model;
 pub mod schema;
+pub mod serve;
 
 pub use error::{Error, FieldViolation, Result};
 pub use model::{ChurnModel, Explanation, RiskTier};

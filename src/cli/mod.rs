@@ -1,8 +1,10 @@
 //! The `churn` command line: argument definitions and one function per subcommand. Each prints its
 //! human report (or JSON with --json) to stdout; errors go back to `main`.
+mod client;
 mod evaluate;
 mod explain;
 mod inspect;
+mod serve;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -28,14 +30,42 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Score one customer and show the reasons.
     Explain(explain::ExplainArgs),
+    /// Serve churn.v1 over gRPC, with health, reflection and Prometheus metrics.
+    Serve(serve::ServeArgs),
+    /// Talk to a running server: score, health, models.
+    Client(client::ClientArgs),
+}
+
+/// Logs go to stderr: `info` for the server, `warn` for one-shot commands; `CHURN_LOG` overrides
+/// (e.g. `CHURN_LOG=debug` for one line per request).
+fn init_logging(command: &Command) {
+    let (default, json) = match command {
+        Command::Serve(a) => ("info", a.log_format == "json"),
+        _ => ("warn", false),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHURN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 pub fn run(cli: Cli) -> crate::Result<()> {
+    init_logging(&cli.command);
     match cli.command {
         Command::Train(a) => train::run(*a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Serve(a) => serve::run_serve(a),
+        Command::Client(a) => client::run(a),
     }
 }
 

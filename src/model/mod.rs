@@ -203,6 +203,13 @@ impl ChurnModel {
         })
     }
 
+    /// Sets the name and version, e.g. from the repository folders the file was found in.
+    pub fn with_identity(mut self, name: &str, version: u64) -> Self {
+        self.file.name = name.to_string();
+        self.file.version = version;
+        self
+    }
+
     pub fn file(&self) -> &ModelFile {
         &self.file
     }

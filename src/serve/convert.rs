@@ -1,0 +1,180 @@
+//! Translation between churn.v1 protobuf messages and library types; nothing else.
+use crate::error::{Error, FieldViolation};
+use crate::model::file::FeatureEntry;
+use crate::model::{ChurnModel, RiskTier, RowScratch, sigmoid, top_k};
+use crate::proto;
+use crate::schema::{Note, Resolved, Value};
+use std::cell::RefCell;
+
+/// Reasons returned when a request asks for none (top_k = 0).
+pub const DEFAULT_TOP_K: usize = 3;
+
+thread_local! {
+    static SCRATCH: RefCell<(RowScratch, Vec<usize>)> = RefCell::new(Default::default());
+}
+
+fn value(v: &proto::FeatureValue) -> Value<'_> {
+    match &v.kind {
+        Some(proto::feature_value::Kind::Number(x)) => Value::Number(*x),
+        Some(proto::feature_value::Kind::Text(s)) => Value::Text(s),
+        None => Value::Missing,
+    }
+}
+
+pub fn tier(t: RiskTier) -> proto::RiskTier {
+    match t {
+        RiskTier::Low => proto::RiskTier::Low,
+        RiskTier::Medium => proto::RiskTier::Medium,
+        RiskTier::High => proto::RiskTier::High,
+    }
+}
+
+/// Scores one request. Violations name the field as `features.<name>`, prefixed by `prefix`
+/// (e.g. "rows[3]." in a batch).
+pub fn score(
+    model: &ChurnModel,
+    req: &proto::ScoreRequest,
+    top_k_default: usize,
+    strict: bool,
+    prefix: &str,
+) -> Result<proto::ScoreResponse, Error> {
+    let (row, mut unknown) = model
+        .schema()
+        .row_from_named(req.features.iter().map(|(k, v)| (k.as_str(), value(v))));
+    SCRATCH.with(|cell| {
+        let (s, top) = &mut *cell.borrow_mut();
+        let logit = model.score_into(&row, strict, s);
+        if logit.is_none() || !unknown.is_empty() {
+            let mut all: Vec<FieldViolation> = s.violations.drain(..).collect();
+            all.append(&mut unknown);
+            for v in &mut all {
+                v.field = format!("{prefix}features.{}", v.field);
+            }
+            return Err(Error::InvalidFeatures(all));
+        }
+        let logit = logit.unwrap();
+        let k = if req.top_k == 0 {
+            top_k_default
+        } else {
+            req.top_k as usize
+        };
+        top_k(&s.contributions, k, top);
+        let features = model.schema().features();
+        let reasons = top
+            .iter()
+            .map(|&i| proto::Reason {
+                feature: features[i].name.clone(),
+                value: Some(proto_value(model, i, s.resolved[i])),
+                contribution: s.contributions[i],
+            })
+            .collect();
+        let p = sigmoid(logit);
+        let named = |want: Note| -> Vec<String> {
+            s.notes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n == want)
+                .map(|(i, _)| features[i].name.clone())
+                .collect()
+        };
+        Ok(proto::ScoreResponse {
+            customer_id: req.customer_id.clone(),
+            churn_probability: p,
+            risk_tier: tier(model.tier(p)) as i32,
+            reasons,
+            model: model.id(),
+            baseline_probability: sigmoid(model.baseline_logit()),
+            imputed_features: named(Note::Imputed),
+            unseen_levels: named(Note::Unseen),
+            error: None,
+        })
+    })
+}
+
+fn proto_value(model: &ChurnModel, feature: usize, r: Resolved) -> proto::FeatureValue {
+    use proto::feature_value::Kind;
+    let kind = match model.feature_value(feature, r) {
+        crate::model::FeatureValue::Number(x) => Kind::Number(x),
+        crate::model::FeatureValue::Level(s) => Kind::Text(s),
+    };
+    proto::FeatureValue { kind: Some(kind) }
+}
+
+/// A streamed row that could not be scored.
+pub fn row_error(customer_id: &str, e: &Error) -> proto::ScoreResponse {
+    let violations = match e {
+        Error::InvalidFeatures(v) => v
+            .iter()
+            .map(|f| proto::FieldViolation {
+                field: f.field.clone(),
+                description: f.description.clone(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    proto::ScoreResponse {
+        customer_id: customer_id.to_string(),
+        error: Some(proto::RowError {
+            code: super::status::code_of(e) as i32,
+            message: e.to_string(),
+            violations,
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn model_info(model: &ChurnModel) -> proto::ModelInfo {
+    let f = model.file();
+    let features = f
+        .features
+        .iter()
+        .map(|e| match e {
+            FeatureEntry::Numeric(n) => proto::FeatureInfo {
+                name: n.name.clone(),
+                kind: "numeric".into(),
+                transform: n.transform.name().into(),
+                impute: n.impute,
+                weight: n.weight,
+                ..Default::default()
+            },
+            FeatureEntry::Categorical(c) => proto::FeatureInfo {
+                name: c.name.clone(),
+                kind: "categorical".into(),
+                levels: c.levels.iter().map(|l| l.value.clone()).collect(),
+                unseen_level: c.unseen_level.clone(),
+                ..Default::default()
+            },
+        })
+        .collect();
+    let holdout_metrics = f
+        .metrics
+        .holdout
+        .as_ref()
+        .map(|h| {
+            [
+                ("auc", h.auc),
+                ("pr_auc", h.pr_auc),
+                ("log_loss", h.log_loss),
+                ("brier", h.brier),
+                ("top_decile_lift", h.top_decile_lift),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+        })
+        .unwrap_or_default();
+    proto::ModelInfo {
+        id: model.id(),
+        name: f.name.clone(),
+        version: f.version,
+        created_at: f.created_at.clone(),
+        features,
+        tiers: Some(proto::Tiers {
+            medium: f.tiers.medium,
+            high: f.tiers.high,
+        }),
+        baseline_probability: sigmoid(f.baseline_logit),
+        holdout_metrics,
+        sha256: model.sha256().to_string(),
+    }
+}

@@ -1,0 +1,126 @@
+//! Prometheus metrics: requests by method and code, latency histograms, scores by tier, loaded
+//! model versions, reloads and reload failures. Rendered as Prometheus text on the metrics port.
+use crate::model::RiskTier;
+use crate::proto;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tonic::Status;
+
+/// Installs the global recorder (once per process).
+pub fn install() -> PrometheusHandle {
+    let buckets = [
+        25e-6, 50e-6, 100e-6, 200e-6, 400e-6, 800e-6, 1.6e-3, 3.2e-3, 6.4e-3, 12.8e-3, 25.6e-3,
+        0.1, 1.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("churn_request_duration_seconds".into()),
+            &buckets,
+        )
+        .expect("valid buckets")
+        .install_recorder()
+        .expect("one metrics recorder per process");
+    metrics::describe_counter!(
+        "churn_requests_total",
+        "gRPC requests by method and status code"
+    );
+    metrics::describe_histogram!("churn_request_duration_seconds", "Handler time by method");
+    metrics::describe_counter!("churn_scores_total", "Customers scored, by risk tier");
+    metrics::describe_gauge!("churn_model_loaded", "1 for each loaded model version");
+    metrics::describe_counter!(
+        "churn_model_reloads_total",
+        "Model files loaded after start-up"
+    );
+    metrics::describe_counter!(
+        "churn_model_reload_failures_total",
+        "Model files that failed to load"
+    );
+    handle
+}
+
+/// Counts one finished call and its handler time.
+pub fn observe<T>(method: &'static str, start: Instant, res: &Result<T, Status>) {
+    let code = match res {
+        Ok(_) => "OK",
+        Err(s) => code_name(s.code()),
+    };
+    metrics::counter!("churn_requests_total", "method" => method, "code" => code).increment(1);
+    metrics::histogram!("churn_request_duration_seconds", "method" => method)
+        .record(start.elapsed().as_secs_f64());
+    if let Err(s) = res {
+        tracing::debug!(code, message = s.message(), "request failed");
+    }
+}
+
+pub fn scored(tier: i32) {
+    let t = match proto::RiskTier::try_from(tier) {
+        Ok(proto::RiskTier::High) => RiskTier::High.as_str(),
+        Ok(proto::RiskTier::Medium) => RiskTier::Medium.as_str(),
+        _ => RiskTier::Low.as_str(),
+    };
+    metrics::counter!("churn_scores_total", "tier" => t).increment(1);
+}
+
+pub fn model_loaded(id: &str, loaded: bool) {
+    let (name, version) = id.split_once('@').unwrap_or((id, ""));
+    metrics::gauge!("churn_model_loaded", "model" => name.to_string(), "version" => version.to_string())
+        .set(if loaded { 1.0 } else { 0.0 });
+}
+
+pub fn reloads(loaded: usize, failed: usize) {
+    metrics::counter!("churn_model_reloads_total").increment(loaded as u64);
+    metrics::counter!("churn_model_reload_failures_total").increment(failed as u64);
+}
+
+fn code_name(c: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match c {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Serves `GET /metrics` (any path) as Prometheus text over HTTP/1.1 until the task is dropped.
+pub async fn serve_http(listener: TcpListener, handle: PrometheusHandle) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |_req| {
+                let body = handle.render();
+                async move {
+                    hyper::Response::builder()
+                        .header("content-type", "text/plain; version=0.0.4")
+                        .body(Full::new(Bytes::from(body)))
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await
+            {
+                tracing::debug!(error = %e, "metrics connection");
+            }
+        });
+    }
+}

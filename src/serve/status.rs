@@ -1,0 +1,32 @@
+//! The one place where library errors become gRPC status codes.
+use crate::error::{Error, FieldViolation};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+pub fn code_of(e: &Error) -> Code {
+    match e {
+        Error::InvalidFeatures(_) | Error::Usage(_) | Error::Data { .. } => Code::InvalidArgument,
+        Error::ModelNotFound(_) => Code::NotFound,
+        Error::Overloaded(_) => Code::ResourceExhausted,
+        Error::Io { .. } | Error::Model { .. } | Error::Training(_) => Code::Internal,
+    }
+}
+
+/// INVALID_ARGUMENT carries a google.rpc.BadRequest naming every offending field.
+pub fn to_status(e: &Error) -> Status {
+    let code = code_of(e);
+    match e {
+        Error::InvalidFeatures(v) => {
+            Status::with_error_details(code, e.to_string(), bad_request(v))
+        }
+        _ => Status::new(code, e.to_string()),
+    }
+}
+
+pub fn bad_request(v: &[FieldViolation]) -> ErrorDetails {
+    ErrorDetails::with_bad_request(
+        v.iter()
+            .map(|f| tonic_types::FieldViolation::new(f.field.clone(), f.description.clone()))
+            .collect::<Vec<_>>(),
+    )
+}
