@@ -1,0 +1,749 @@
+//! `churn serve` over loopback with a real tonic client: every RPC, every error path, hot reload
+//! under load, a broken model file, SIGHUP, health, reflection, metrics and graceful shutdown.
+mod common;
+use churn::proto::churn_service_client::ChurnServiceClient;
+use churn::proto::{self, FeatureValue, ScoreRequest, feature_value::Kind};
+use common::*;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+struct Server {
+    child: Child,
+    addr: String,
+    metrics: String,
+    _log: tempfile::NamedTempFile,
+}
+
+impl Server {
+    /// Starts `churn serve` on free ports and waits for its address line.
+    fn start(models: &Path, extra: &[&str]) -> Server {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_churn"))
+            .args([
+                "serve",
+                "--models",
+                models.to_str().unwrap(),
+                "--addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .args(if extra.contains(&"--poll-seconds") {
+                &[][..]
+            } else {
+                &["--poll-seconds", "0.2"][..]
+            })
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let grab = |pat: &str, end: char| -> String {
+            let i = line
+                .find(pat)
+                .unwrap_or_else(|| panic!("no '{pat}' in: {line}"))
+                + pat.len();
+            line[i..]
+                .split(end)
+                .next()
+                .unwrap()
+                .trim_end_matches(';')
+                .to_string()
+        };
+        let addr = format!("http://{}", grab("gRPC on ", ' ').trim_end_matches(','));
+        let metrics = format!("http://{}/metrics", grab("metrics on http://", '/'));
+        Server {
+            child,
+            addr,
+            metrics,
+            _log: log,
+        }
+    }
+
+    async fn client(&self) -> ChurnServiceClient<Channel> {
+        ChurnServiceClient::connect(self.addr.clone())
+            .await
+            .unwrap()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._log.path()).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A repository holding the bundled model as telco/1.
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    install(
+        dir.path(),
+        "telco",
+        1,
+        &root().join("models/telco/1/model.json"),
+    );
+    dir
+}
+
+/// Copies a model file into `repo/name/version/model.json` atomically (temp file + rename).
+fn install(repo: &Path, name: &str, version: u64, from: &Path) -> PathBuf {
+    let d = repo.join(name).join(version.to_string());
+    std::fs::create_dir_all(&d).unwrap();
+    let tmp = d.join(".model.json.tmp");
+    std::fs::copy(from, &tmp).unwrap();
+    let path = d.join("model.json");
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+fn num(x: f64) -> FeatureValue {
+    FeatureValue {
+        kind: Some(Kind::Number(x)),
+    }
+}
+
+fn text(s: &str) -> FeatureValue {
+    FeatureValue {
+        kind: Some(Kind::Text(s.into())),
+    }
+}
+
+/// The first Telco rows as requests (blank cells left out), with their JSON for `churn explain`.
+fn telco_requests(n: usize) -> Vec<(ScoreRequest, serde_json::Value)> {
+    let mut rdr = csv::Reader::from_path(root().join(TELCO)).unwrap();
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+    rdr.records()
+        .take(n)
+        .map(|r| {
+            let r = r.unwrap();
+            let mut features = HashMap::new();
+            let mut json = serde_json::Map::new();
+            for (h, v) in header.iter().zip(r.iter()) {
+                if h == "customerID" || h == "Churn" || v.trim().is_empty() {
+                    continue;
+                }
+                match v.parse::<f64>() {
+                    Ok(x) => {
+                        features.insert(h.clone(), num(x));
+                        json.insert(h.clone(), serde_json::json!(x));
+                    }
+                    Err(_) => {
+                        features.insert(h.clone(), text(v));
+                        json.insert(h.clone(), serde_json::json!(v));
+                    }
+                }
+            }
+            (
+                ScoreRequest {
+                    customer_id: r[0].to_string(),
+                    features,
+                    top_k: 3,
+                    model: String::new(),
+                },
+                serde_json::Value::Object(json),
+            )
+        })
+        .collect()
+}
+
+fn violations(s: &tonic::Status) -> Vec<(String, String)> {
+    s.get_details_bad_request()
+        .expect("a google.rpc.BadRequest detail")
+        .field_violations
+        .into_iter()
+        .map(|v| (v.field, v.description))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn score_equals_explain_and_every_rpc_answers() {
+    let repo = repo();
+    let srv = Server::start(repo.path(), &[]);
+    let mut c = srv.client().await;
+    let model = churn::ChurnModel::load(&root().join("models/telco")).unwrap();
+    let requests = telco_requests(30);
+    for (req, json) in &requests {
+        let r = c.score(req.clone()).await.unwrap().into_inner();
+        // The CLI's explain on the same input gives the same number, to the bit.
+        let out = churn(&[
+            "explain",
+            "--model",
+            "models/telco",
+            "--features",
+            &json.to_string(),
+            "--json",
+        ]);
+        let e = common::json(&out.stdout);
+        assert_eq!(
+            r.churn_probability,
+            e["churn_probability"].as_f64().unwrap()
+        );
+        assert_eq!(r.customer_id, req.customer_id);
+        assert_eq!(r.model, "telco@1");
+        assert_eq!(r.reasons.len(), 3);
+        let reasons: Vec<&str> = e["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["feature"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            r.reasons
+                .iter()
+                .map(|x| x.feature.as_str())
+                .collect::<Vec<_>>(),
+            reasons
+        );
+        let tier = proto::RiskTier::try_from(r.risk_tier)
+            .unwrap()
+            .as_str_name();
+        assert_eq!(
+            tier,
+            format!("RISK_TIER_{}", e["risk_tier"].as_str().unwrap())
+        );
+        assert!(
+            (r.baseline_probability - churn::model::sigmoid(model.baseline_logit())).abs() < 1e-15
+        );
+    }
+
+    // ScoreBatch keeps order and equals Score.
+    let rows: Vec<ScoreRequest> = requests.iter().map(|(r, _)| r.clone()).collect();
+    let batch = c
+        .score_batch(proto::ScoreBatchRequest {
+            rows: rows.clone(),
+            model: "telco".into(),
+            top_k: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batch.rows.len(), rows.len());
+    for (b, r) in batch.rows.iter().zip(&rows) {
+        assert_eq!(b.customer_id, r.customer_id);
+        assert_eq!(
+            b.reasons.len(),
+            3,
+            "the row's own top_k (3) wins over the batch's"
+        );
+        let one = c.score(r.clone()).await.unwrap().into_inner();
+        assert_eq!(b.churn_probability, one.churn_probability);
+    }
+
+    // ScoreStream keeps order; a bad row carries its error and the stream goes on.
+    let mut stream_in = rows.clone();
+    stream_in[3].features.insert("no_such".into(), num(1.0));
+    stream_in[7].model = "nope".into();
+    let out: Vec<proto::ScoreResponse> = {
+        use tokio_stream::StreamExt;
+        let resp = c
+            .score_stream(tokio_stream::iter(stream_in.clone()))
+            .await
+            .unwrap()
+            .into_inner();
+        resp.map(|r| r.unwrap()).collect().await
+    };
+    assert_eq!(out.len(), rows.len());
+    for (i, (o, r)) in out.iter().zip(&stream_in).enumerate() {
+        assert_eq!(o.customer_id, r.customer_id, "row {i} out of order");
+        match i {
+            3 => {
+                let e = o.error.as_ref().expect("row 3 is bad");
+                assert_eq!(e.code, Code::InvalidArgument as i32);
+                assert_eq!(e.violations[0].field, "features.no_such");
+            }
+            7 => assert_eq!(
+                o.error.as_ref().expect("row 7 is bad").code,
+                Code::NotFound as i32
+            ),
+            _ => {
+                assert!(o.error.is_none());
+                assert_eq!(o.churn_probability, batch.rows[i].churn_probability);
+            }
+        }
+    }
+
+    // GetModel and ListModels.
+    for spec in ["", "telco", "telco@1"] {
+        let m = c
+            .get_model(proto::GetModelRequest { model: spec.into() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(m.id, "telco@1");
+        assert_eq!(m.features.len(), 19);
+        assert!(m.holdout_metrics["auc"] > 0.8);
+        assert_eq!(m.sha256, model.sha256());
+    }
+    let list = c
+        .list_models(proto::ListModelsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        list.models
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect::<Vec<_>>(),
+        ["telco@1"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_the_right_codes_naming_every_field() {
+    let repo = repo();
+    let srv = Server::start(repo.path(), &["--max-batch", "4"]);
+    let mut c = srv.client().await;
+    let (good, _) = telco_requests(1).remove(0);
+
+    let mut bad = good.clone();
+    bad.features.insert("favourite_colour".into(), text("blue"));
+    bad.features.insert("tenure".into(), num(f64::NAN));
+    bad.features.insert("Contract".into(), num(2.0));
+    bad.features.insert("MonthlyCharges".into(), text("lots"));
+    let err = c.score(bad).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let v = violations(&err);
+    let fields: Vec<&str> = v.iter().map(|(f, _)| f.as_str()).collect();
+    for f in [
+        "features.favourite_colour",
+        "features.tenure",
+        "features.Contract",
+        "features.MonthlyCharges",
+    ] {
+        assert!(fields.contains(&f), "{f} not in {fields:?}");
+    }
+    assert!(
+        v.iter()
+            .any(|(f, d)| f == "features.tenure" && d.contains("finite")),
+        "{v:?}"
+    );
+
+    for model in ["nope", "telco@9", "telco@x"] {
+        let mut r = good.clone();
+        r.model = model.into();
+        let err = c.score(r).await.unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{model}");
+        assert!(
+            err.message().contains("telco@1"),
+            "the message lists what is served: {}",
+            err.message()
+        );
+    }
+    let err = c
+        .get_model(proto::GetModelRequest {
+            model: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    // Batches: too many rows; and a bad row named by its index.
+    let err = c
+        .score_batch(proto::ScoreBatchRequest {
+            rows: vec![good.clone(); 5],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("limit of 4"), "{}", err.message());
+    let mut rows = vec![good.clone(); 3];
+    rows[2].features.insert("tenure".into(), text("ten"));
+    let err = c
+        .score_batch(proto::ScoreBatchRequest {
+            rows,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err)[0].0, "rows[2].features.tenure");
+
+    // A missing feature is imputed and listed.
+    let mut partial = good.clone();
+    partial.features.remove("tenure");
+    let r = c.score(partial.clone()).await.unwrap().into_inner();
+    assert_eq!(r.imputed_features, ["tenure"]);
+    // Unseen levels are scored as the model's unseen level and listed.
+    let mut unseen = good.clone();
+    unseen
+        .features
+        .insert("PaymentMethod".into(), text("Bitcoin"));
+    let r = c.score(unseen).await.unwrap().into_inner();
+    assert_eq!(r.unseen_levels, ["PaymentMethod"]);
+
+    // The server is still fine.
+    assert!(c.score(good).await.is_ok());
+    drop(srv);
+
+    // --strict refuses missing features.
+    let srv = Server::start(repo.path(), &["--strict"]);
+    let mut c = srv.client().await;
+    let err = c.score(partial).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violations(&err)[0].0, "features.tenure");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_under_load_with_zero_failures_and_broken_files_ignored() {
+    let repo = repo();
+    let srv = Server::start(repo.path(), &[]);
+    let (req, _) = telco_requests(1).remove(0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (calls, fails) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut hammers = Vec::new();
+    for _ in 0..4 {
+        let mut c = srv.client().await;
+        let (req, stop, calls, fails) = (req.clone(), stop.clone(), calls.clone(), fails.clone());
+        hammers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match c.score(req.clone()).await {
+                    Ok(r) => {
+                        let m = r.into_inner().model;
+                        if seen.last() != Some(&m) {
+                            seen.push(m);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("failed call: {e}");
+                        fails.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                calls.fetch_add(1, Ordering::Relaxed);
+            }
+            seen
+        }));
+    }
+    let mut c = srv.client().await;
+    let probe = c.clone();
+    let wait_for = |want: &'static str| {
+        let mut c = probe.clone();
+        let req = req.clone();
+        async move {
+            let t = Instant::now();
+            loop {
+                let m = c.score(req.clone()).await.unwrap().into_inner().model;
+                if m == want {
+                    return t.elapsed();
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(15),
+                    "still {m}, waiting for {want}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A retrained model appears as version 2.
+    let dir = tempfile::tempdir().unwrap();
+    let v2 = train_telco(
+        TELCO,
+        &dir.path().join("telco"),
+        &["--seed", "9", "--l2", "3", "--folds", "0"],
+    );
+    install(repo.path(), "telco", 2, &v2);
+    let took = wait_for("telco@2").await;
+    assert!(took < Duration::from_secs(5), "reload took {took:?}");
+    // A broken file as version 3: logged and counted, version 2 keeps serving.
+    let broken = repo.path().join("telco/3");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(
+        broken.join("model.json"),
+        "{\"format\": 1, \"name\": \"telco\", ",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        c.score(req.clone()).await.unwrap().into_inner().model,
+        "telco@2"
+    );
+    // A changed file in place: the version 2 file is replaced by the bundled model.
+    stop.store(true, Ordering::Relaxed);
+    let mut seen_by_hammers = Vec::new();
+    for h in hammers {
+        seen_by_hammers.push(h.await.unwrap());
+    }
+    assert_eq!(
+        fails.load(Ordering::Relaxed),
+        0,
+        "of {} calls",
+        calls.load(Ordering::Relaxed)
+    );
+    assert!(calls.load(Ordering::Relaxed) > 100);
+    for seen in seen_by_hammers {
+        assert_eq!(
+            seen,
+            ["telco@1", "telco@2"],
+            "each client saw v1 then v2 and never went back"
+        );
+    }
+    let metrics = reqwest_like_get(&srv.metrics).await;
+    assert!(
+        metrics.contains("churn_model_reload_failures_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("churn_model_loaded{model=\"telco\",version=\"2\"} 1"),
+        "{metrics}"
+    );
+    assert!(srv.log().contains("model failed to load"), "{}", srv.log());
+
+    // Old version still addressable; a fixed version 3 is picked up on the next poll.
+    let mut old = req.clone();
+    old.model = "telco@1".into();
+    assert_eq!(c.score(old).await.unwrap().into_inner().model, "telco@1");
+    install(
+        repo.path(),
+        "telco",
+        3,
+        &root().join("models/telco/1/model.json"),
+    );
+    wait_for("telco@3").await;
+    c = srv.client().await;
+    assert_eq!(
+        c.get_model(proto::GetModelRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .id,
+        "telco@3"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_an_empty_repository_is_not_serving_until_a_model_arrives() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let repo = tempfile::tempdir().unwrap();
+    // Polling effectively off: only SIGHUP can load the model.
+    let srv = Server::start(repo.path(), &["--poll-seconds", "3600"]);
+    let mut health = HealthClient::new(channel(&srv.addr).await);
+    let status = |h: &mut HealthClient<Channel>, s: &'static str| {
+        let mut h = h.clone();
+        async move {
+            h.check(HealthCheckRequest { service: s.into() })
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+        }
+    };
+    assert_eq!(
+        status(&mut health, "").await,
+        ServingStatus::NotServing as i32
+    );
+    assert_eq!(
+        status(&mut health, "churn.v1.ChurnService").await,
+        ServingStatus::NotServing as i32
+    );
+    let mut c = srv.client().await;
+    let (req, _) = telco_requests(1).remove(0);
+    assert_eq!(
+        c.score(req.clone()).await.unwrap_err().code(),
+        Code::NotFound
+    );
+
+    install(
+        repo.path(),
+        "telco",
+        1,
+        &root().join("models/telco/1/model.json"),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        c.score(req.clone()).await.unwrap_err().code(),
+        Code::NotFound,
+        "no poll yet"
+    );
+    srv.signal("-HUP");
+    let t = Instant::now();
+    while c.score(req.clone()).await.is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "SIGHUP did not reload"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(&mut health, "").await, ServingStatus::Serving as i32);
+    assert_eq!(
+        status(&mut health, "churn.v1.ChurnService").await,
+        ServingStatus::Serving as i32
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flips_health_finishes_in_flight_calls_and_exits_zero() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let repo = repo();
+    let mut srv = Server::start(repo.path(), &[]);
+    let mut health = HealthClient::new(channel(&srv.addr).await);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status,
+        ServingStatus::Serving as i32
+    );
+
+    // A stream that is mid-way when the signal arrives.
+    let requests = telco_requests(50);
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let mut c = srv.client().await;
+    let responses = tokio::spawn(async move {
+        use tokio_stream::StreamExt;
+        let out = c
+            .score_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        out.collect::<Vec<_>>().await
+    });
+    for (r, _) in &requests[..25] {
+        tx.send(r.clone()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    srv.signal("-TERM");
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status,
+        ServingStatus::NotServing as i32
+    );
+    // A health watcher, like any open stream, would hold the drain until --drain-seconds.
+    drop((watch, health));
+    for (r, _) in &requests[25..] {
+        tx.send(r.clone()).await.unwrap();
+    }
+    drop(tx);
+    let out = responses.await.unwrap();
+    assert_eq!(
+        out.len(),
+        50,
+        "every row sent before the stream closed is answered"
+    );
+    assert!(
+        out.iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.error.is_none()))
+    );
+    let t = Instant::now();
+    let code = loop {
+        if let Some(s) = srv.child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_services_and_metrics_count_requests() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let repo = repo();
+    let srv = Server::start(repo.path(), &[]);
+    let mut r = ServerReflectionClient::new(channel(&srv.addr).await);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut out = r
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let msg = out.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else {
+        panic!("{msg:?}")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in ["churn.v1.ChurnService", "grpc.health.v1.Health"] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+
+    let mut c = srv.client().await;
+    let (good, _) = telco_requests(1).remove(0);
+    for _ in 0..3 {
+        c.score(good.clone()).await.unwrap();
+    }
+    let mut bad = good.clone();
+    bad.features.insert("x".into(), num(1.0));
+    c.score(bad).await.unwrap_err();
+    let m = reqwest_like_get(&srv.metrics).await;
+    assert!(m.contains("# TYPE churn_requests_total counter"), "{m}");
+    assert!(
+        m.contains("churn_requests_total{method=\"Score\",code=\"OK\"} 3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("churn_requests_total{method=\"Score\",code=\"INVALID_ARGUMENT\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("churn_request_duration_seconds_bucket{method=\"Score\""),
+        "{m}"
+    );
+    assert!(m.contains("churn_scores_total{tier="), "{m}");
+}
+
+async fn channel(addr: &str) -> Channel {
+    tonic::transport::Endpoint::from_shared(addr.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// GET over HTTP/1.1 with the standard library: enough for a metrics page.
+async fn reqwest_like_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    body
+}
