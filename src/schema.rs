@@ -3,8 +3,8 @@
 //! each level's training share, so every design column has training mean zero. The same encoding is
 //! used to train and to score, so a score is the same number everywhere.
 use crate::error::FieldViolation;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// A monotone transform applied to a numeric feature before standardising.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -83,7 +83,7 @@ pub struct CategoricalEncoding {
     pub shares: Vec<f64>,
     /// Index of the level used for missing and unseen values.
     pub unseen: usize,
-    index: HashMap<String, usize>,
+    index: FxHashMap<String, usize>,
 }
 
 impl CategoricalEncoding {
@@ -160,7 +160,7 @@ pub enum Note {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureSchema {
     features: Vec<FeatureDef>,
-    by_name: HashMap<String, usize>,
+    by_name: FxHashMap<String, usize>,
 }
 
 impl FeatureSchema {

@@ -203,7 +203,7 @@ pub fn evaluate_table(
         })
         .collect();
     Ok(Evaluation {
-        model: model.id(),
+        model: model.id().to_string(),
         data_file: path.display().to_string(),
         label: label.to_string(),
         positive: positive.to_string(),

@@ -60,6 +60,8 @@ pub struct ChurnModel {
     terms: Vec<Term>,
     sha256: String,
     path: Option<PathBuf>,
+    /// "name@version", kept so that every response does not format it anew.
+    id: String,
 }
 
 /// Reusable per-row buffers for scoring many rows without allocating.
@@ -197,6 +199,7 @@ impl ChurnModel {
         Ok(ChurnModel {
             schema: FeatureSchema::new(defs),
             terms,
+            id: format!("{}@{}", file.name, file.version),
             file,
             sha256: String::new(),
             path: None,
@@ -207,6 +210,7 @@ impl ChurnModel {
     pub fn with_identity(mut self, name: &str, version: u64) -> Self {
         self.file.name = name.to_string();
         self.file.version = version;
+        self.id = format!("{name}@{version}");
         self
     }
 
@@ -228,8 +232,8 @@ impl ChurnModel {
     }
 
     /// "name@version".
-    pub fn id(&self) -> String {
-        format!("{}@{}", self.file.name, self.file.version)
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     pub fn baseline_logit(&self) -> f64 {

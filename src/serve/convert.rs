@@ -82,7 +82,7 @@ pub fn score(
             churn_probability: p,
             risk_tier: tier(model.tier(p)) as i32,
             reasons,
-            model: model.id(),
+            model: model.id().to_string(),
             baseline_probability: sigmoid(model.baseline_logit()),
             imputed_features: named(Note::Imputed),
             unseen_levels: named(Note::Unseen),
@@ -164,7 +164,7 @@ pub fn model_info(model: &ChurnModel) -> proto::ModelInfo {
         })
         .unwrap_or_default();
     proto::ModelInfo {
-        id: model.id(),
+        id: model.id().to_string(),
         name: f.name.clone(),
         version: f.version,
         created_at: f.created_at.clone(),

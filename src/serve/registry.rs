@@ -44,7 +44,7 @@ impl Catalog {
     }
 
     fn describe_missing(&self, spec: &str) -> String {
-        let served: Vec<String> = self.serving().map(|m| m.id()).collect();
+        let served: Vec<&str> = self.serving().map(|m| m.id()).collect();
         let spec = if spec.is_empty() { "(default)" } else { spec };
         if served.is_empty() {
             format!("{spec}: no model is loaded")
@@ -173,7 +173,7 @@ impl ModelRegistry {
         for m in current.all() {
             let (name, version) = (&m.file().name, m.file().version);
             if !next.get(name).is_some_and(|v| v.contains_key(&version)) {
-                report.removed.push(m.id());
+                report.removed.push(m.id().to_string());
             }
         }
         seen.retain(|p, _| files.iter().any(|(_, _, f)| f == p));

@@ -1,0 +1,167 @@
+//! Load generator for `churn serve`: latency percentiles and throughput of Score or ScoreBatch at a
+//! given concurrency, over a few HTTP/2 connections, for a bounded time. Requests are real Telco
+//! rows. Usage:
+//!   cargo run --release --example loadgen -- --addr http://127.0.0.1:50051 --method score \
+//!       --concurrency 32 --seconds 10 [--rows 100] [--connections 4] [--warmup 1]
+use churn::proto::churn_service_client::ChurnServiceClient;
+use churn::proto::{FeatureValue, ScoreBatchRequest, ScoreRequest, feature_value::Kind};
+use hdrhistogram::Histogram;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+struct Args {
+    addr: String,
+    method: String,
+    concurrency: usize,
+    connections: usize,
+    seconds: f64,
+    warmup: f64,
+    rows: usize,
+}
+
+fn parse() -> Args {
+    let mut a = Args {
+        addr: "http://127.0.0.1:50051".into(),
+        method: "score".into(),
+        concurrency: 1,
+        connections: 0,
+        seconds: 10.0,
+        warmup: 1.0,
+        rows: 100,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    for pair in argv.chunks(2) {
+        let v = pair.get(1).cloned().unwrap_or_default();
+        match pair[0].as_str() {
+            "--addr" => a.addr = v,
+            "--method" => a.method = v,
+            "--concurrency" => a.concurrency = v.parse().expect("--concurrency N"),
+            "--connections" => a.connections = v.parse().expect("--connections N"),
+            "--seconds" => a.seconds = v.parse().expect("--seconds S"),
+            "--warmup" => a.warmup = v.parse().expect("--warmup S"),
+            "--rows" => a.rows = v.parse().expect("--rows N"),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    assert!(
+        a.seconds > 0.0 && a.seconds <= 600.0,
+        "--seconds must be in (0, 600]"
+    );
+    if a.connections == 0 {
+        a.connections = a.concurrency.clamp(1, 4);
+    }
+    a
+}
+
+fn telco_rows(n: usize) -> Vec<ScoreRequest> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/telco_customer_churn.csv");
+    let mut rdr = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+    rdr.records()
+        .take(n)
+        .map(|r| {
+            let r = r.unwrap();
+            let mut features = HashMap::new();
+            for (h, v) in header.iter().zip(r.iter()) {
+                if h == "customerID" || h == "Churn" || v.trim().is_empty() {
+                    continue;
+                }
+                let kind = match v.parse::<f64>() {
+                    Ok(x) => Kind::Number(x),
+                    Err(_) => Kind::Text(v.to_string()),
+                };
+                features.insert(h.clone(), FeatureValue { kind: Some(kind) });
+            }
+            ScoreRequest {
+                customer_id: r[0].to_string(),
+                features,
+                top_k: 3,
+                model: String::new(),
+            }
+        })
+        .collect()
+}
+
+#[tokio::main]
+async fn main() {
+    let a = parse();
+    let rows = telco_rows(a.rows.max(100));
+    let mut channels = Vec::new();
+    for _ in 0..a.connections {
+        let ch = tonic::transport::Endpoint::from_shared(a.addr.clone())
+            .unwrap()
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .expect("connect");
+        channels.push(ChurnServiceClient::new(ch));
+    }
+    let start = Instant::now();
+    let warm_end = start + Duration::from_secs_f64(a.warmup);
+    let end = warm_end + Duration::from_secs_f64(a.seconds);
+    let mut tasks = Vec::new();
+    for w in 0..a.concurrency {
+        let mut c = channels[w % channels.len()].clone();
+        let rows = rows.clone();
+        let method = a.method.clone();
+        let batch_rows = a.rows;
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            let (mut calls, mut errors) = (0u64, 0u64);
+            let mut i = w;
+            loop {
+                let t = Instant::now();
+                if t >= end {
+                    break;
+                }
+                let ok = if method == "batch" {
+                    let req = ScoreBatchRequest {
+                        rows: rows[..batch_rows].to_vec(),
+                        model: String::new(),
+                        top_k: 3,
+                    };
+                    c.score_batch(req).await.is_ok()
+                } else {
+                    i = (i + 1) % rows.len();
+                    c.score(rows[i].clone()).await.is_ok()
+                };
+                if t >= warm_end {
+                    h.record(t.elapsed().as_micros().max(1) as u64).unwrap();
+                    calls += 1;
+                    errors += u64::from(!ok);
+                }
+            }
+            (h, calls, errors)
+        }));
+    }
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    let (mut calls, mut errors) = (0, 0);
+    for t in tasks {
+        let (th, c, e) = t.await.unwrap();
+        h.add(th).unwrap();
+        calls += c;
+        errors += e;
+    }
+    let per_call = if a.method == "batch" { a.rows } else { 1 };
+    println!(
+        "{} concurrency {} connections {}{}: {} calls in {:.1} s, {:.0} calls/s ({:.0} rows/s), errors {}; latency us p50 {} p90 {} p99 {} p99.9 {} max {}",
+        a.method,
+        a.concurrency,
+        a.connections,
+        if a.method == "batch" {
+            format!(" rows {}", a.rows)
+        } else {
+            String::new()
+        },
+        calls,
+        a.seconds,
+        calls as f64 / a.seconds,
+        (calls as usize * per_call) as f64 / a.seconds,
+        errors,
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.9),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max()
+    );
+}
