@@ -78,3 +78,29 @@ pub fn weights_of(model: &Path) -> serde_json::Value {
         "tiers": v["tiers"],
     })
 }
+
+/// The first `n` Telco rows as (customer id, feature map) the way a CRM would send them: blank cells
+/// left out, cells that parse as numbers as JSON numbers, the rest as text.
+pub fn telco_rows(n: usize) -> Vec<(String, serde_json::Map<String, serde_json::Value>)> {
+    let mut rdr = csv::Reader::from_path(root().join(TELCO)).unwrap();
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+    rdr.records()
+        .take(n)
+        .map(|r| {
+            let r = r.unwrap();
+            let features = header
+                .iter()
+                .zip(r.iter())
+                .filter(|(h, v)| *h != "customerID" && *h != "Churn" && !v.trim().is_empty())
+                .map(|(h, v)| {
+                    let v = match v.parse::<f64>() {
+                        Ok(x) => serde_json::json!(x),
+                        Err(_) => serde_json::json!(v),
+                    };
+                    (h.clone(), v)
+                })
+                .collect();
+            (r[0].to_string(), features)
+        })
+        .collect()
+}

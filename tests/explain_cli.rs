@@ -2,29 +2,9 @@
 mod common;
 use common::*;
 
-/// Every Telco row (first 200) as a feature map, the way a CRM would send it.
-fn telco_rows(n: usize) -> Vec<serde_json::Map<String, serde_json::Value>> {
-    let mut rdr = csv::Reader::from_path(root().join(TELCO)).unwrap();
-    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
-    rdr.records()
-        .take(n)
-        .map(|r| {
-            let r = r.unwrap();
-            header
-                .iter()
-                .zip(r.iter())
-                .filter(|(h, _)| *h != "customerID" && *h != "Churn")
-                .filter(|(_, v)| !v.trim().is_empty())
-                .map(|(h, v)| {
-                    let v = match v.parse::<f64>() {
-                        Ok(x) => serde_json::json!(x),
-                        Err(_) => serde_json::json!(v),
-                    };
-                    (h.clone(), v)
-                })
-                .collect()
-        })
-        .collect()
+/// Feature maps of the first `n` Telco rows.
+fn telco_maps(n: usize) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    telco_rows(n).into_iter().map(|(_, m)| m).collect()
 }
 
 fn explain(features: &str, extra: &[&str]) -> Run {
@@ -42,7 +22,7 @@ fn explain(features: &str, extra: &[&str]) -> Run {
 
 #[test]
 fn contributions_sum_to_the_logit_and_reasons_are_the_top_k() {
-    for row in telco_rows(40) {
+    for row in telco_maps(40) {
         let r = explain(
             &serde_json::Value::Object(row.clone()).to_string(),
             &["--top-k", "4"],
@@ -98,7 +78,7 @@ fn explain_agrees_with_evaluate_on_the_same_rows() {
     let log_loss = json(&r.stdout)["log_loss"].as_f64().unwrap();
     let labels: Vec<bool> = sample[1..].iter().map(|l| l.ends_with(",Yes")).collect();
     let mut total = 0.0;
-    for (row, y) in telco_rows(30).into_iter().zip(labels) {
+    for (row, y) in telco_maps(30).into_iter().zip(labels) {
         let o = json(&explain(&serde_json::Value::Object(row).to_string(), &[]).stdout);
         let p = o["churn_probability"].as_f64().unwrap();
         total += if y { -p.ln() } else { -(1.0 - p).ln() };

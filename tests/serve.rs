@@ -4,7 +4,6 @@ mod common;
 use churn::proto::churn_service_client::ChurnServiceClient;
 use churn::proto::{self, FeatureValue, ScoreRequest, feature_value::Kind};
 use common::*;
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -134,40 +133,28 @@ fn text(s: &str) -> FeatureValue {
     }
 }
 
-/// The first Telco rows as requests (blank cells left out), with their JSON for `churn explain`.
+/// The first Telco rows as requests, with their JSON for `churn explain`.
 fn telco_requests(n: usize) -> Vec<(ScoreRequest, serde_json::Value)> {
-    let mut rdr = csv::Reader::from_path(root().join(TELCO)).unwrap();
-    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
-    rdr.records()
-        .take(n)
-        .map(|r| {
-            let r = r.unwrap();
-            let mut features = HashMap::new();
-            let mut json = serde_json::Map::new();
-            for (h, v) in header.iter().zip(r.iter()) {
-                if h == "customerID" || h == "Churn" || v.trim().is_empty() {
-                    continue;
-                }
-                match v.parse::<f64>() {
-                    Ok(x) => {
-                        features.insert(h.clone(), num(x));
-                        json.insert(h.clone(), serde_json::json!(x));
-                    }
-                    Err(_) => {
-                        features.insert(h.clone(), text(v));
-                        json.insert(h.clone(), serde_json::json!(v));
-                    }
-                }
-            }
-            (
-                ScoreRequest {
-                    customer_id: r[0].to_string(),
-                    features,
-                    top_k: 3,
-                    model: String::new(),
-                },
-                serde_json::Value::Object(json),
-            )
+    telco_rows(n)
+        .into_iter()
+        .map(|(customer_id, map)| {
+            let features = map
+                .iter()
+                .map(|(k, v)| {
+                    let value = match v {
+                        serde_json::Value::Number(x) => num(x.as_f64().unwrap()),
+                        other => text(other.as_str().unwrap()),
+                    };
+                    (k.clone(), value)
+                })
+                .collect();
+            let request = ScoreRequest {
+                customer_id,
+                features,
+                top_k: 3,
+                model: String::new(),
+            };
+            (request, serde_json::Value::Object(map))
         })
         .collect()
 }
