@@ -502,6 +502,33 @@ async fn hot_reload_under_load_with_zero_failures_and_broken_files_ignored() {
     );
     assert!(srv.log().contains("model failed to load"), "{}", srv.log());
 
+    // A file changed in place (same version, new weights) is reloaded too.
+    let before = c
+        .score(req.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .churn_probability;
+    let v2b = train_telco(
+        TELCO,
+        &dir.path().join("telco"),
+        &["--seed", "10", "--l2", "300", "--folds", "0"],
+    );
+    install(repo.path(), "telco", 2, &v2b);
+    let t = Instant::now();
+    loop {
+        let r = c.score(req.clone()).await.unwrap().into_inner();
+        assert_eq!(r.model, "telco@2");
+        if r.churn_probability != before {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the changed file was not reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // Old version still addressable; a fixed version 3 is picked up on the next poll.
     let mut old = req.clone();
     old.model = "telco@1".into();
@@ -733,4 +760,21 @@ async fn reqwest_like_get(url: &str) -> String {
     s.read_to_string(&mut body).unwrap();
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let repo = repo();
+    let srv = Server::start(repo.path(), &["--log-format", "json"]);
+    let mut c = srv.client().await;
+    let (req, _) = telco_requests(1).remove(0);
+    c.score(req).await.unwrap();
+    let log = srv.log();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.len() >= 2, "{log}");
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
+    }
+    assert!(log.contains("\"model\":\"telco@1\""), "{log}");
 }
