@@ -1,6 +1,7 @@
 //! churn: predicts which customers are about to leave, with the reasons, from one model file.
 //!
 //! The library holds everything; the `churn` binary only parses arguments and calls it.
+pub mod batch;
 pub mod cli;
 pub mod error;
 pub mod io;

@@ -3,6 +3,7 @@
 mod client;
 mod evaluate;
 mod explain;
+mod export_sql;
 mod inspect;
 mod serve;
 mod train;
@@ -30,6 +31,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Score one customer and show the reasons.
     Explain(explain::ExplainArgs),
+    /// Write the model as SQL (a view) that scores a table inside the database.
+    ExportSql(export_sql::ExportSqlArgs),
     /// Serve churn.v1 over gRPC, with health, reflection and Prometheus metrics.
     Serve(serve::ServeArgs),
     /// Talk to a running server: score, health, models.
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::ExportSql(a) => export_sql::run(a),
         Command::Serve(a) => serve::run_serve(a),
         Command::Client(a) => client::run(a),
     }

@@ -64,6 +64,22 @@ pub struct ChurnModel {
     id: String,
 }
 
+/// A feature's scoring term as precomputed at load: what SQL export and other engines need to
+/// reproduce a score with the same arithmetic.
+#[derive(Debug, Clone, Copy)]
+pub enum TermView<'a> {
+    /// contribution = (transform(x) - enc.mean) * scale, x imputed with enc.impute when missing.
+    Numeric {
+        enc: &'a NumericEncoding,
+        scale: f64,
+    },
+    /// contribution = contributions[level]; missing and unseen values take enc.unseen's.
+    Categorical {
+        enc: &'a CategoricalEncoding,
+        contributions: &'a [f64],
+    },
+}
+
 /// Reusable per-row buffers for scoring many rows without allocating.
 #[derive(Debug, Clone, Default)]
 pub struct RowScratch {
@@ -204,6 +220,27 @@ impl ChurnModel {
             sha256: String::new(),
             path: None,
         })
+    }
+
+    /// Feature `i`'s scoring term.
+    pub fn term(&self, i: usize) -> TermView<'_> {
+        match (&self.terms[i], &self.schema.features()[i].kind) {
+            (Term::Numeric { scale }, FeatureKind::Numeric(enc)) => {
+                TermView::Numeric { enc, scale: *scale }
+            }
+            (Term::Categorical { contribution }, FeatureKind::Categorical(enc)) => {
+                TermView::Categorical {
+                    enc,
+                    contributions: contribution,
+                }
+            }
+            _ => unreachable!("schema and terms are built together"),
+        }
+    }
+
+    /// The intercept: the logit starts here and each contribution is added in schema order.
+    pub fn intercept(&self) -> f64 {
+        self.file.intercept
     }
 
     /// Sets the name and version, e.g. from the repository folders the file was found in.

@@ -1,0 +1,170 @@
+//! `churn export-sql`: a model as one SQL view over a table. The SQL repeats the library's
+//! arithmetic in the library's order (the logit is the intercept plus each contribution in schema
+//! order, with the same float64 constants, printed in shortest round-trip form), so PostgreSQL's
+//! probabilities equal churn's to within a few units in the last place.
+use crate::error::{Error, Result};
+use crate::model::{ChurnModel, TermView};
+use crate::schema::Transform;
+use std::fmt::Write;
+
+#[derive(Debug, Clone)]
+pub struct SqlOptions {
+    /// The table (or view, or `schema.table`) holding one row per customer with the model's
+    /// feature columns: numeric features as numbers, categorical ones as text.
+    pub table: String,
+    /// The view to create.
+    pub view: String,
+    /// Column identifying the customer, copied to the output.
+    pub id: Option<String>,
+    pub top_k: usize,
+}
+
+/// A double-quoted identifier; `schema.name` quotes each part.
+pub fn ident(name: &str) -> String {
+    name.split('.')
+        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A float64 constant; shortest round-trip digits, so PostgreSQL parses the exact same double.
+fn float(x: f64) -> String {
+    format!("{x:?}::float8")
+}
+
+/// PostgreSQL SQL that creates (or replaces) `opts.view`: id, churn_probability, risk_tier, then
+/// reason_i / contribution_i for the top-k contributions. Rows whose numeric value is outside a
+/// transform's domain get NULL scores (churn rejects them).
+pub fn postgres(model: &ChurnModel, opts: &SqlOptions) -> Result<String> {
+    let features = model.schema().features();
+    if opts.top_k > features.len() {
+        return Err(Error::Usage(format!(
+            "--top-k {} is more than the model's {} features",
+            opts.top_k,
+            features.len()
+        )));
+    }
+    let f = model.file();
+    let mut sql = String::new();
+    let _ = writeln!(
+        sql,
+        "-- churn model {} ({} features), exported by churn {}.",
+        model.id(),
+        features.len(),
+        env!("CARGO_PKG_VERSION")
+    );
+    let _ = writeln!(
+        sql,
+        "-- Scores every row of {} in place: SELECT * FROM {} ORDER BY churn_probability DESC;",
+        opts.table, opts.view
+    );
+    let _ = writeln!(
+        sql,
+        "-- Numeric features must be numeric columns; NULL means missing (imputed as in training)."
+    );
+    let _ = writeln!(sql, "CREATE OR REPLACE VIEW {} AS", ident(&opts.view));
+    let _ = writeln!(sql, "WITH contributions AS (\n  SELECT");
+    let mut cols = Vec::new();
+    if let Some(id) = &opts.id {
+        cols.push(format!("    {} AS {}", ident(id), ident(id)));
+    }
+    for (i, def) in features.iter().enumerate() {
+        let col = ident(&def.name);
+        let expr = match model.term(i) {
+            TermView::Numeric { enc, scale } => {
+                let x = format!("COALESCE({col}::float8, {})", float(enc.impute));
+                let t = match enc.transform {
+                    Transform::None => x,
+                    Transform::Log1p => format!("CASE WHEN {x} > -1 THEN ln(1 + {x}) END"),
+                    Transform::Asinh => format!("asinh({x})"),
+                };
+                format!("(({t}) - {}) * {}", float(enc.mean), float(scale))
+            }
+            TermView::Categorical { enc, contributions } => {
+                let mut e = format!("CASE {col}::text");
+                for (level, c) in enc.levels.iter().zip(contributions) {
+                    let _ = write!(e, " WHEN {} THEN {}", literal(level), float(*c));
+                }
+                let _ = write!(e, " ELSE {} END", float(contributions[enc.unseen]));
+                e
+            }
+        };
+        cols.push(format!("    {expr} AS {}", ident(&format!("churn_c{i}"))));
+    }
+    let _ = writeln!(sql, "{}", cols.join(",\n"));
+    let _ = writeln!(sql, "  FROM {}\n),", ident(&opts.table));
+    let sum: Vec<String> = (0..features.len())
+        .map(|i| ident(&format!("churn_c{i}")))
+        .collect();
+    let _ = writeln!(
+        sql,
+        "logits AS (\n  SELECT *, {} + {} AS logit FROM contributions\n),",
+        float(model.intercept()),
+        sum.join(" + ")
+    );
+    let _ = writeln!(
+        sql,
+        "probabilities AS (\n  SELECT *, CASE WHEN logit >= 0 THEN 1 / (1 + exp(-LEAST(logit, 700)))\n    ELSE exp(GREATEST(logit, -700)) / (1 + exp(GREATEST(logit, -700))) END AS churn_probability\n  FROM logits\n)"
+    );
+    let mut out = Vec::new();
+    if let Some(id) = &opts.id {
+        out.push(format!("  p.{}", ident(id)));
+    }
+    out.push("  p.churn_probability".into());
+    out.push(format!(
+        "  CASE WHEN p.churn_probability >= {} THEN 'HIGH' WHEN p.churn_probability >= {} THEN 'MEDIUM' WHEN p.churn_probability IS NOT NULL THEN 'LOW' END AS risk_tier",
+        float(f.tiers.high),
+        float(f.tiers.medium)
+    ));
+    for k in 1..=opts.top_k {
+        out.push(format!("  r.reason_{k}, r.contribution_{k}"));
+    }
+    let _ = writeln!(sql, "SELECT\n{}\nFROM probabilities p", out.join(",\n"));
+    if opts.top_k > 0 {
+        // Largest |contribution| first, ties in feature order: the same rule as churn's reasons.
+        let values: Vec<String> = features
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                format!(
+                    "({}, p.{}, {i})",
+                    literal(&d.name),
+                    ident(&format!("churn_c{i}"))
+                )
+            })
+            .collect();
+        let picks: Vec<String> = (1..=opts.top_k)
+            .map(|k| {
+                format!(
+                    "    (array_agg(v.feature ORDER BY abs(v.c) DESC, v.o))[{k}] AS reason_{k},\n    (array_agg(v.c ORDER BY abs(v.c) DESC, v.o))[{k}] AS contribution_{k}"
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            sql,
+            "CROSS JOIN LATERAL (\n  SELECT\n{}\n  FROM (VALUES {}) AS v(feature, c, o)\n) r",
+            picks.join(",\n"),
+            values.join(", ")
+        );
+    }
+    sql.push_str(";\n");
+    Ok(sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_literals_are_quoted() {
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(ident("s.t"), "\"s\".\"t\"");
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(float(0.1), "0.1::float8");
+        assert_eq!(float(-1e-300), "-1e-300::float8");
+    }
+}
