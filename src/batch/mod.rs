@@ -1,4 +1,5 @@
-//! Batch scoring. For now: SQL export, so that a database scores a table in place with the same
-//! numbers as `churn explain` and the server. (Streaming file and PostgreSQL scoring, `churn score`,
-//! is the next part of this module.)
+//! Batch scoring: `churn score` streams files through the model on every core; `churn export-sql`
+//! writes the model as SQL so a database scores a table in place with the same numbers.
+pub mod input;
+pub mod score;
 pub mod sql;

@@ -5,6 +5,7 @@ mod evaluate;
 mod explain;
 mod export_sql;
 mod inspect;
+mod score;
 mod serve;
 mod train;
 
@@ -31,6 +32,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Score one customer and show the reasons.
     Explain(explain::ExplainArgs),
+    /// Score a CSV or Parquet file of customers on every core: probability, tier, reasons.
+    Score(score::ScoreArgs),
     /// Write the model as SQL (a view) that scores a table inside the database.
     ExportSql(export_sql::ExportSqlArgs),
     /// Serve churn.v1 over gRPC, with health, reflection and Prometheus metrics.
@@ -67,15 +70,18 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Score(a) => score::run(a),
         Command::ExportSql(a) => export_sql::run(a),
         Command::Serve(a) => serve::run_serve(a),
         Command::Client(a) => client::run(a),
     }
 }
 
-/// Prints a value as pretty JSON with a trailing newline.
+/// Prints a value as pretty JSON with a trailing newline. A closed pipe (`| head`) ends quietly.
 fn print_json(v: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(v).expect("serialisable"));
+    use std::io::Write;
+    let text = serde_json::to_string_pretty(v).expect("serialisable");
+    let _ = writeln!(std::io::stdout(), "{text}");
 }
 
 /// Splits "a,b,c" lists (flags may also repeat).
