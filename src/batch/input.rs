@@ -33,12 +33,63 @@ pub struct BadRow {
     pub reason: String,
 }
 
+/// A borrowed cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CellRef<'a> {
+    Null,
+    Number(f64),
+    Text(&'a str),
+}
+
+/// The rows of a chunk: CSV records kept whole (one allocation a row), or typed cells.
+#[derive(Debug)]
+pub enum Rows {
+    /// `idx[k]` is the record field of requested column k.
+    Records {
+        records: Vec<csv::StringRecord>,
+        idx: std::sync::Arc<Vec<usize>>,
+    },
+    Cells(Vec<Vec<Cell>>),
+}
+
+impl Default for Rows {
+    fn default() -> Self {
+        Rows::Cells(Vec::new())
+    }
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Records { records, .. } => records.len(),
+            Rows::Cells(c) => c.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Requested column `k` of row `i`.
+    #[inline]
+    pub fn get(&self, i: usize, k: usize) -> CellRef<'_> {
+        match self {
+            Rows::Records { records, idx } => CellRef::Text(&records[i][idx[k]]),
+            Rows::Cells(c) => match &c[i][k] {
+                Cell::Null => CellRef::Null,
+                Cell::Number(x) => CellRef::Number(*x),
+                Cell::Text(t) => CellRef::Text(t),
+            },
+        }
+    }
+}
+
 /// A chunk of rows: for each row its line (CSV, header = 1) or row number (Parquet), and its cells
 /// for the requested columns, in request order.
 #[derive(Debug, Default)]
 pub struct Chunk {
     pub lines: Vec<u64>,
-    pub cells: Vec<Vec<Cell>>,
+    pub rows: Rows,
     pub bad: Vec<BadRow>,
 }
 
@@ -78,10 +129,9 @@ fn missing_columns(path: &Path, header: &[String], columns: &[String]) -> Result
 struct CsvChunks {
     path: PathBuf,
     rdr: csv::Reader<std::fs::File>,
-    idx: Vec<usize>,
+    idx: std::sync::Arc<Vec<usize>>,
     width: usize,
     total: u64,
-    record: csv::StringRecord,
 }
 
 impl CsvChunks {
@@ -105,47 +155,43 @@ impl CsvChunks {
         Ok(CsvChunks {
             path: path.to_path_buf(),
             rdr,
-            idx,
+            idx: std::sync::Arc::new(idx),
             width: header.len(),
             total,
-            record: csv::StringRecord::new(),
         })
     }
 }
 
 impl ChunkReader for CsvChunks {
     fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
-        let mut chunk = Chunk::default();
-        while chunk.lines.len() + chunk.bad.len() < max {
-            match self.rdr.read_record(&mut self.record) {
+        let mut lines = Vec::with_capacity(max);
+        let mut records = Vec::with_capacity(max);
+        let mut bad = Vec::new();
+        let mut record = csv::StringRecord::new();
+        while lines.len() + bad.len() < max {
+            match self.rdr.read_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {
-                    let line = self.record.position().map_or(0, |p| p.line());
-                    if self.record.len() == 1 && self.record[0].trim().is_empty() && self.width > 1
-                    {
+                    let line = record.position().map_or(0, |p| p.line());
+                    if record.len() == 1 && record[0].trim().is_empty() && self.width > 1 {
                         continue; // a blank line holds no row
                     }
-                    if self.record.len() != self.width {
-                        chunk.bad.push(BadRow {
+                    if record.len() != self.width {
+                        bad.push(BadRow {
                             line,
                             reason: format!(
                                 "ragged row: {} fields, expected {}",
-                                self.record.len(),
+                                record.len(),
                                 self.width
                             ),
                         });
                         continue;
                     }
-                    chunk.lines.push(line);
-                    chunk.cells.push(
-                        self.idx
-                            .iter()
-                            .map(|&i| Cell::Text(self.record[i].to_string()))
-                            .collect(),
-                    );
+                    lines.push(line);
+                    records.push(std::mem::take(&mut record));
                 }
                 Err(e) => match e.kind() {
-                    csv::ErrorKind::Utf8 { .. } => chunk.bad.push(BadRow {
+                    csv::ErrorKind::Utf8 { .. } => bad.push(BadRow {
                         line: e.position().map_or(0, |p| p.line()),
                         reason: "invalid UTF-8".into(),
                     }),
@@ -153,7 +199,17 @@ impl ChunkReader for CsvChunks {
                 },
             }
         }
-        Ok((!chunk.lines.is_empty() || !chunk.bad.is_empty()).then_some(chunk))
+        if lines.is_empty() && bad.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Chunk {
+            lines,
+            rows: Rows::Records {
+                records,
+                idx: self.idx.clone(),
+            },
+            bad,
+        }))
     }
 
     fn fraction(&self) -> Option<f64> {
@@ -228,8 +284,9 @@ fn cell(a: &dyn Array, i: usize) -> Cell {
 
 impl ChunkReader for ParquetChunks {
     fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
-        let mut chunk = Chunk::default();
-        while chunk.lines.len() < max {
+        let mut lines = Vec::new();
+        let mut cells = Vec::new();
+        while lines.len() < max {
             let (batch, start) = match self.pending.take() {
                 Some(p) => p,
                 None => match self.reader.next() {
@@ -257,11 +314,11 @@ impl ChunkReader for ParquetChunks {
                     ));
                 }
             }
-            let take = (batch.num_rows() - start).min(max - chunk.lines.len());
+            let take = (batch.num_rows() - start).min(max - lines.len());
             for i in start..start + take {
                 self.rows_done += 1;
-                chunk.lines.push(self.rows_done);
-                chunk.cells.push(
+                lines.push(self.rows_done);
+                cells.push(
                     self.idx
                         .iter()
                         .map(|&c| cell(batch.column(c).as_ref(), i))
@@ -272,7 +329,11 @@ impl ChunkReader for ParquetChunks {
                 self.pending = Some((batch, start + take));
             }
         }
-        Ok((!chunk.lines.is_empty()).then_some(chunk))
+        Ok((!lines.is_empty()).then(|| Chunk {
+            lines,
+            rows: Rows::Cells(cells),
+            bad: Vec::new(),
+        }))
     }
 
     fn fraction(&self) -> Option<f64> {

@@ -3,7 +3,7 @@
 //! the file. Every row read ends scored or in the rejects file with its line and reason; the job
 //! checks that the counts add up. Output is written to a temporary file and renamed at the end, so
 //! a failed run leaves no partial output.
-use super::input::{self, Cell, Chunk};
+use super::input::{self, CellRef, Chunk, Rows};
 use crate::error::{Error, Result};
 use crate::io::{TableFormat, is_missing_token};
 use crate::model::{ChurnModel, RiskTier, RowScratch, sigmoid, top_k};
@@ -135,15 +135,35 @@ pub fn score_file(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     let mut sum = ScoreSummary::default();
     let mut progress = Progress::new();
 
-    while let Some(chunk) = reader.next_chunk(job.chunk_rows)? {
-        let Chunk { lines, cells, bad } = chunk;
+    // The next chunk is read on its own thread while the current one is scored and written.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Chunk, Option<f64>)>>(1);
+    let chunk_rows = job.chunk_rows;
+    let read_thread = std::thread::spawn(move || {
+        loop {
+            let next = reader
+                .next_chunk(chunk_rows)
+                .map(|c| c.map(|c| (c, reader.fraction())));
+            let stop = !matches!(next, Ok(Some(_)));
+            let msg = match next {
+                Ok(Some(c)) => Ok(c),
+                Ok(None) => break,
+                Err(e) => Err(e),
+            };
+            if tx.send(msg).is_err() || stop {
+                break;
+            }
+        }
+    });
+    for msg in rx {
+        let (chunk, fraction) = msg?;
+        let Chunk { lines, rows, bad } = chunk;
         sum.rows_read += (lines.len() + bad.len()) as u64;
         let outcomes: Vec<Outcome> = lines
             .par_iter()
-            .zip(cells.par_iter())
+            .enumerate()
             .with_min_len(512)
-            .map_init(RowScratch::default, |s, (line, row)| {
-                score_row(model, job, id.is_some(), *line, row, s)
+            .map_init(RowScratch::default, |s, (i, line)| {
+                score_row(model, job, id.is_some(), *line, &rows, i, s)
             })
             .collect();
         for b in bad {
@@ -177,8 +197,9 @@ pub fn score_file(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
         }
         sum.scored += scored.len() as u64;
         writer.write(&scored, model)?;
-        progress.update(sum.rows_read, reader.fraction());
+        progress.update(sum.rows_read, fraction);
     }
+    read_thread.join().expect("reader thread");
     progress.finish();
     if let Some(mut w) = rejects {
         w.flush().map_err(|e| Error::io(&rejects_path, e))?;
@@ -206,12 +227,17 @@ fn score_row(
     job: &ScoreJob,
     has_id: bool,
     line: u64,
-    row: &[Cell],
+    rows: &Rows,
+    i: usize,
     s: &mut RowScratch,
 ) -> Outcome {
     let features = model.schema().features();
     let id = if has_id {
-        row[features.len()].as_text()
+        match rows.get(i, features.len()) {
+            CellRef::Null => String::new(),
+            CellRef::Number(x) => x.to_string(),
+            CellRef::Text(t) => t.to_string(),
+        }
     } else {
         line.to_string()
     };
@@ -220,24 +246,24 @@ fn score_row(
     {
         return Outcome::OtherShard;
     }
-    let mut formatted: Vec<String> = Vec::new();
-    // Numbers in a categorical column become their text, kept alive for the row.
-    for (cell, f) in row.iter().zip(features) {
-        if let (Cell::Number(x), FeatureKind::Categorical(_)) = (cell, &f.kind) {
-            formatted.push(x.to_string());
-        }
-    }
+    // Numbers in a categorical column are matched as their text, kept alive for the row.
+    let formatted: Vec<String> = (0..features.len())
+        .filter_map(|k| match (rows.get(i, k), &features[k].kind) {
+            (CellRef::Number(x), FeatureKind::Categorical(_)) => Some(x.to_string()),
+            _ => None,
+        })
+        .collect();
     let mut next_formatted = formatted.iter();
-    let values: Vec<Value<'_>> = row
+    let values: Vec<Value<'_>> = features
         .iter()
-        .zip(features)
-        .map(|(cell, f)| match (cell, &f.kind) {
-            (Cell::Null, _) => Value::Missing,
-            (Cell::Number(x), FeatureKind::Numeric(_)) => Value::Number(*x),
-            (Cell::Number(_), FeatureKind::Categorical(_)) => {
+        .enumerate()
+        .map(|(k, f)| match (rows.get(i, k), &f.kind) {
+            (CellRef::Null, _) => Value::Missing,
+            (CellRef::Number(x), FeatureKind::Numeric(_)) => Value::Number(x),
+            (CellRef::Number(_), FeatureKind::Categorical(_)) => {
                 Value::Text(next_formatted.next().unwrap())
             }
-            (Cell::Text(t), kind) => {
+            (CellRef::Text(t), kind) => {
                 let t = t.trim();
                 if is_missing_token(t) {
                     Value::Missing
@@ -314,7 +340,7 @@ struct Writer {
 }
 
 enum WriterKind {
-    Csv(Box<csv::Writer<std::io::BufWriter<std::fs::File>>>),
+    Csv(std::io::BufWriter<std::fs::File>),
     Parquet(
         Box<parquet::arrow::ArrowWriter<std::fs::File>>,
         Arc<arrow_schema::Schema>,
@@ -347,11 +373,16 @@ impl Writer {
         let kind = match TableFormat::of(path) {
             TableFormat::Csv => {
                 names.push("model".into());
-                let mut w =
-                    csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 20, file));
-                w.write_record(&names)
+                let mut header = csv::Writer::from_writer(Vec::new());
+                header
+                    .write_record(&names)
                     .map_err(|e| Error::data(path, e.to_string()))?;
-                WriterKind::Csv(Box::new(w))
+                let header = header
+                    .into_inner()
+                    .map_err(|e| Error::data(path, e.to_string()))?;
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+                w.write_all(&header).map_err(|e| Error::io(&tmp, e))?;
+                WriterKind::Csv(w)
             }
             TableFormat::Parquet => {
                 use arrow_schema::{DataType, Field};
@@ -392,29 +423,14 @@ impl Writer {
         let err = |e: String| Error::data(&self.path, e);
         match &mut self.kind {
             WriterKind::Csv(w) => {
-                let mut p_buf = ryu_like::Buffer::default();
-                for r in rows {
-                    w.write_field(&r.id).map_err(|e| err(e.to_string()))?;
-                    w.write_field(p_buf.format(r.p))
-                        .map_err(|e| err(e.to_string()))?;
-                    w.write_field(r.tier.as_str())
-                        .map_err(|e| err(e.to_string()))?;
-                    for k in 0..self.top_k {
-                        match r.reasons.get(k) {
-                            Some((i, c)) => {
-                                w.write_field(&names[*i].name)
-                                    .map_err(|e| err(e.to_string()))?;
-                                w.write_field(p_buf.format(*c))
-                                    .map_err(|e| err(e.to_string()))?;
-                            }
-                            None => {
-                                w.write_field("").map_err(|e| err(e.to_string()))?;
-                                w.write_field("").map_err(|e| err(e.to_string()))?;
-                            }
-                        }
-                    }
-                    w.write_field(model.id()).map_err(|e| err(e.to_string()))?;
-                    w.write_record(None::<&[u8]>)
+                // Rows are formatted in parallel; the file only receives finished bytes, in order.
+                let top_k = self.top_k;
+                let blocks: Vec<std::result::Result<Vec<u8>, String>> = rows
+                    .par_chunks(1024)
+                    .map(|part| format_csv(part, top_k, model))
+                    .collect();
+                for b in blocks {
+                    w.write_all(&b.map_err(err)?)
                         .map_err(|e| err(e.to_string()))?;
                 }
             }
@@ -450,13 +466,9 @@ impl Writer {
 
     fn finish(self) -> Result<()> {
         match self.kind {
-            WriterKind::Csv(w) => {
-                let mut inner = w
-                    .into_inner()
-                    .map_err(|e| Error::data(&self.path, e.to_string()))?;
-                inner.flush().map_err(|e| Error::io(&self.tmp, e))?;
-                inner
-                    .get_ref()
+            WriterKind::Csv(mut w) => {
+                w.flush().map_err(|e| Error::io(&self.tmp, e))?;
+                w.get_ref()
                     .sync_all()
                     .map_err(|e| Error::io(&self.tmp, e))?;
             }
@@ -469,18 +481,46 @@ impl Writer {
     }
 }
 
-/// Shortest round-trip formatting of floats without allocating per value.
-mod ryu_like {
-    #[derive(Default)]
-    pub struct Buffer(String);
-    impl Buffer {
-        pub fn format(&mut self, x: f64) -> &str {
-            use std::fmt::Write;
-            self.0.clear();
-            let _ = write!(self.0, "{x}");
-            &self.0
-        }
+/// CSV lines of scored rows (floats in shortest round-trip form).
+fn format_csv(
+    rows: &[Scored],
+    top_k: usize,
+    model: &ChurnModel,
+) -> std::result::Result<Vec<u8>, String> {
+    let names = model.schema().features();
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::with_capacity(rows.len() * 128));
+    let mut num = String::new();
+    let mut f = |w: &mut csv::Writer<Vec<u8>>, x: f64| {
+        use std::fmt::Write as _;
+        num.clear();
+        let _ = write!(num, "{x}");
+        w.write_field(&num)
+    };
+    for r in rows {
+        let res: csv::Result<()> = (|| {
+            w.write_field(&r.id)?;
+            f(&mut w, r.p)?;
+            w.write_field(r.tier.as_str())?;
+            for k in 0..top_k {
+                match r.reasons.get(k) {
+                    Some((i, c)) => {
+                        w.write_field(&names[*i].name)?;
+                        f(&mut w, *c)?;
+                    }
+                    None => {
+                        w.write_field("")?;
+                        w.write_field("")?;
+                    }
+                }
+            }
+            w.write_field(model.id())?;
+            w.write_record(None::<&[u8]>)
+        })();
+        res.map_err(|e| e.to_string())?;
     }
+    w.into_inner().map_err(|e| e.to_string())
 }
 
 /// A progress line on a terminal (rows, rows/s, ETA), plain log lines every 10 s otherwise.
