@@ -260,3 +260,23 @@ fn evaluate_on_data_without_the_models_columns() {
         &["u.csv", "column 'gender'", "needs this feature column"],
     );
 }
+
+#[test]
+fn crlf_files_name_the_right_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = table("c99,1,pro,maybe\n").replace('\n', "\r\n");
+    let f = write(dir.path(), "crlf.csv", &text);
+    expect_error(
+        &train(&f, &["--id", "id"]),
+        &[
+            "crlf.csv: line 42: column 'churned'",
+            "\"maybe\" is a third class",
+        ],
+    );
+    let text = table("c99,1,pro,true,extra\n").replace('\n', "\r\n");
+    let f = write(dir.path(), "ragged.csv", &text);
+    expect_error(
+        &train(&f, &["--id", "id"]),
+        &["ragged.csv: line 42", "ragged row"],
+    );
+}

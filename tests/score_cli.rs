@@ -212,7 +212,7 @@ fn bad_rows_land_in_rejects_with_their_line_and_reason() {
     let cells: Vec<String> = lines[10].split(',').map(str::to_string).collect();
     let mut c = cells.clone();
     c[5] = "x".into();
-    c[18] = "NaN?".into();
+    c[18] = "NaN".into();
     lines[10] = c.join(",");
     let mut bytes = (lines.join("\n") + "\n").into_bytes();
     bytes.extend_from_slice(b"\xff\xfe,broken\n");
@@ -251,6 +251,10 @@ fn bad_rows_land_in_rejects_with_their_line_and_reason() {
         "{rej:?}"
     );
     assert_eq!(by_line["11"]["columns"], "tenure;MonthlyCharges");
+    assert!(
+        by_line["11"]["reason"].contains("MonthlyCharges: expected a finite number, got NaN"),
+        "{rej:?}"
+    );
     assert!(by_line["22"]["reason"].contains("UTF-8"), "{rej:?}");
     let scored: HashSet<String> = read_csv(&out)
         .into_iter()
@@ -327,4 +331,30 @@ fn shards_partition_the_customers() {
         ]);
         assert!(!r.ok && r.stderr.contains("--shard"), "{bad}: {}", r.stderr);
     }
+}
+
+#[test]
+fn crlf_files_report_the_right_line_numbers() {
+    // The csv crate counts a CRLF record's line from the '\n' left by the previous line.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join(TELCO)).unwrap();
+    let mut lines: Vec<String> = text.lines().take(11).map(str::to_string).collect();
+    lines[6] = lines[6].split(',').take(5).collect::<Vec<_>>().join(",");
+    let input = dir.path().join("crlf.csv");
+    std::fs::write(&input, lines.join("\r\n") + "\r\n").unwrap();
+    let out = dir.path().join("out.csv");
+    let rej = dir.path().join("rej.csv");
+    let r = score(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--rejects",
+        rej.to_str().unwrap(),
+    ]);
+    assert!(r.ok, "{}", r.stderr);
+    let rows = read_csv(&rej);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["line"], "7", "{rows:?}");
+    assert_eq!(read_csv(&out).len(), 9);
 }

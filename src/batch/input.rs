@@ -132,6 +132,8 @@ struct CsvChunks {
     idx: std::sync::Arc<Vec<usize>>,
     width: usize,
     total: u64,
+    /// Added to the csv crate's line numbers (1 for CRLF files).
+    line_offset: u64,
 }
 
 impl CsvChunks {
@@ -158,6 +160,7 @@ impl CsvChunks {
             idx: std::sync::Arc::new(idx),
             width: header.len(),
             total,
+            line_offset: crate::io::csv_line_offset(path),
         })
     }
 }
@@ -172,7 +175,7 @@ impl ChunkReader for CsvChunks {
             match self.rdr.read_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {
-                    let line = record.position().map_or(0, |p| p.line());
+                    let line = record.position().map_or(0, |p| p.line()) + self.line_offset;
                     if record.len() == 1 && record[0].trim().is_empty() && self.width > 1 {
                         continue; // a blank line holds no row
                     }
@@ -192,7 +195,7 @@ impl ChunkReader for CsvChunks {
                 }
                 Err(e) => match e.kind() {
                     csv::ErrorKind::Utf8 { .. } => bad.push(BadRow {
-                        line: e.position().map_or(0, |p| p.line()),
+                        line: e.position().map_or(0, |p| p.line()) + self.line_offset,
                         reason: "invalid UTF-8".into(),
                     }),
                     _ => return Err(Error::data(&self.path, e.to_string())),

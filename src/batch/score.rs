@@ -263,12 +263,20 @@ fn score_row(
             (CellRef::Number(_), FeatureKind::Categorical(_)) => {
                 Value::Text(next_formatted.next().unwrap())
             }
-            (CellRef::Text(t), kind) => {
+            // A number first: "NaN" or "inf" parse, and are then refused as non-finite (a
+            // value, not a missing cell); blanks and NA-style tokens are missing.
+            (CellRef::Text(t), FeatureKind::Numeric(_)) => {
+                let t = t.trim();
+                match t.parse::<f64>() {
+                    Ok(x) => Value::Number(x),
+                    Err(_) if is_missing_token(t) => Value::Missing,
+                    Err(_) => Value::Text(t),
+                }
+            }
+            (CellRef::Text(t), FeatureKind::Categorical(_)) => {
                 let t = t.trim();
                 if is_missing_token(t) {
                     Value::Missing
-                } else if matches!(kind, FeatureKind::Numeric(_)) {
-                    t.parse::<f64>().map_or(Value::Text(t), Value::Number)
                 } else {
                     Value::Text(t)
                 }

@@ -48,6 +48,7 @@ pub(super) fn read(path: &Path, opts: &ReadOptions) -> Result<Table> {
         .map(|h| Column::new(h.clone()))
         .collect();
     let mut lines = Vec::new();
+    let offset = super::csv_line_offset(path);
     let mut record = csv::StringRecord::new();
     loop {
         match rdr.read_record(&mut record) {
@@ -55,7 +56,7 @@ pub(super) fn read(path: &Path, opts: &ReadOptions) -> Result<Table> {
             Ok(false) => break,
             Err(e) => return Err(csv_error(path, e)),
         }
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = record.position().map(|p| p.line()).unwrap_or(0) + offset;
         if record.len() == 1 && record[0].trim().is_empty() && header.len() > 1 {
             // A blank line (e.g. a trailing one) holds no row.
             continue;
@@ -95,7 +96,9 @@ pub(super) fn check_header(path: &Path, header: &[String]) -> Result<()> {
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {
-    let line = e.position().map(|p| p.line());
+    let line = e
+        .position()
+        .map(|p| p.line() + super::csv_line_offset(path));
     match e.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..

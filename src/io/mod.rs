@@ -53,6 +53,24 @@ pub fn read_header(path: &Path) -> Result<Vec<String>> {
     }
 }
 
+/// How far the csv crate's record line numbers fall short in this file: 1 when lines end in CRLF
+/// (a record's recorded start is the `\n` left over from the previous line's `\r\n`), else 0.
+pub fn csv_line_offset(path: &Path) -> u64 {
+    use std::io::Read;
+    let Ok(f) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let mut first = Vec::new();
+    for b in f.bytes().take(1 << 20) {
+        match b {
+            Ok(b'\n') => return u64::from(first.last() == Some(&b'\r')),
+            Ok(b) => first.push(b),
+            Err(_) => return 0,
+        }
+    }
+    0
+}
+
 /// SHA-256 of a file's bytes, hex encoded.
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
