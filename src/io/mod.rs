@@ -61,7 +61,7 @@ pub fn csv_line_offset(path: &Path) -> u64 {
         return 0;
     };
     let mut first = Vec::new();
-    for b in f.bytes().take(1 << 20) {
+    for b in std::io::BufReader::new(f).bytes().take(1 << 20) {
         match b {
             Ok(b'\n') => return u64::from(first.last() == Some(&b'\r')),
             Ok(b) => first.push(b),
