@@ -299,16 +299,7 @@ impl ChunkReader for ParquetChunks {
             };
             for &c in &self.idx {
                 let dt = batch.column(c).data_type();
-                if !(dt.is_numeric()
-                    || matches!(
-                        dt,
-                        DataType::Utf8
-                            | DataType::LargeUtf8
-                            | DataType::Utf8View
-                            | DataType::Boolean
-                            | DataType::Null
-                    ))
-                {
+                if !crate::io::parquet_reader::supported(dt) {
                     let name = batch.schema().field(c).name().clone();
                     return Err(Error::column(
                         &self.path,

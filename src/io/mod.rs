@@ -2,7 +2,7 @@
 //! cells both as numbers (when they parse) and as dictionary codes (while they have few distinct
 //! values), so the trainer decides numeric vs categorical after one read.
 mod csv_reader;
-mod parquet_reader;
+pub(crate) mod parquet_reader;
 mod table;
 
 pub use table::{Column, ReadOptions, Table, is_missing_token};

@@ -70,7 +70,8 @@ pub(super) fn read(path: &Path, opts: &ReadOptions) -> Result<Table> {
     })
 }
 
-fn supported(dt: &DataType) -> bool {
+/// Arrow types churn reads: numbers, text, booleans and all-null columns.
+pub(crate) fn supported(dt: &DataType) -> bool {
     use DataType::*;
     matches!(
         dt,

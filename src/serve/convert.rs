@@ -29,14 +29,14 @@ pub fn tier(t: RiskTier) -> proto::RiskTier {
     }
 }
 
-/// Scores one request. Violations name the field as `features.<name>`, prefixed by `prefix`
-/// (e.g. "rows[3]." in a batch).
+/// Scores one request. Violations name the field as `features.<name>`, prefixed in a batch by
+/// `rows[i].` (built only when there is a violation).
 pub fn score(
     model: &ChurnModel,
     req: &proto::ScoreRequest,
     top_k_default: usize,
     strict: bool,
-    prefix: &str,
+    batch_row: Option<usize>,
 ) -> Result<proto::ScoreResponse, Error> {
     let (row, mut unknown) = model
         .schema()
@@ -47,6 +47,7 @@ pub fn score(
         if logit.is_none() || !unknown.is_empty() {
             let mut all: Vec<FieldViolation> = s.violations.drain(..).collect();
             all.append(&mut unknown);
+            let prefix = batch_row.map(|i| format!("rows[{i}].")).unwrap_or_default();
             for v in &mut all {
                 v.field = format!("{prefix}features.{}", v.field);
             }

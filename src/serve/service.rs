@@ -52,7 +52,7 @@ fn score_one(
     req: &ScoreRequest,
     model_default: &str,
     top_k: usize,
-    prefix: &str,
+    batch_row: Option<usize>,
 ) -> Result<ScoreResponse, Error> {
     let catalog = api.registry.catalog();
     let spec = if req.model.is_empty() {
@@ -61,7 +61,7 @@ fn score_one(
         &req.model
     };
     let model = catalog.resolve(spec)?;
-    let r = convert::score(model, req, top_k, api.strict, prefix)?;
+    let r = convert::score(model, req, top_k, api.strict, batch_row)?;
     super::metrics::scored(r.risk_tier);
     Ok(r)
 }
@@ -78,7 +78,7 @@ impl ChurnService for ChurnApi {
         let id = request_id(&request);
         let span = tracing::debug_span!("rpc", method = "Score", request_id = %id);
         let _entered = span.enter();
-        let res = score_one(self, request.get_ref(), "", DEFAULT_TOP_K, "")
+        let res = score_one(self, request.get_ref(), "", DEFAULT_TOP_K, None)
             .map(Response::new)
             .map_err(|e| to_status(&e));
         observe("Score", start, &res);
@@ -111,7 +111,7 @@ impl ChurnService for ChurnApi {
             let mut bad = Vec::new();
             let mut other: Option<Error> = None;
             for (i, r) in b.rows.iter().enumerate() {
-                match score_one(self, r, &b.model, top_k, &format!("rows[{i}].")) {
+                match score_one(self, r, &b.model, top_k, Some(i)) {
                     Ok(s) => rows.push(s),
                     Err(Error::InvalidFeatures(mut v)) => bad.append(&mut v),
                     Err(e) => {
@@ -147,7 +147,7 @@ impl ChurnService for ChurnApi {
                 let out = match msg {
                     Ok(req) => {
                         let start = Instant::now();
-                        let r = score_one(&api, &req, "", DEFAULT_TOP_K, "")
+                        let r = score_one(&api, &req, "", DEFAULT_TOP_K, None)
                             .unwrap_or_else(|e| convert::row_error(&req.customer_id, &e));
                         let ok: Result<(), Status> = match &r.error {
                             None => Ok(()),
