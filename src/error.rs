@@ -50,6 +50,11 @@ pub enum Error {
     /// Bad arguments or options.
     #[error("{0}")]
     Usage(String),
+
+    /// A database refused a statement or dropped the connection; `target` is the database (no
+    /// password) and what was being done.
+    #[error("{target}: {message}")]
+    Database { target: String, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -215,7 +215,11 @@ fn bad_rows_land_in_rejects_with_their_line_and_reason() {
     c[18] = "NaN".into();
     lines[10] = c.join(",");
     let mut bytes = (lines.join("\n") + "\n").into_bytes();
-    bytes.extend_from_slice(b"\xff\xfe,broken\n");
+    // line 22: invalid UTF-8 in a feature column.
+    let row: Vec<&str> = text.lines().nth(30).unwrap().split(',').collect();
+    bytes.extend_from_slice(format!("{},", row[0]).as_bytes());
+    bytes.extend_from_slice(b"\xff\xfe");
+    bytes.extend_from_slice(format!(",{}\n", row[2..].join(",")).as_bytes());
     let input = dir.path().join("in.csv");
     std::fs::write(&input, &bytes).unwrap();
     let out = dir.path().join("out.csv");
@@ -255,7 +259,9 @@ fn bad_rows_land_in_rejects_with_their_line_and_reason() {
         by_line["11"]["reason"].contains("MonthlyCharges: expected a finite number, got NaN"),
         "{rej:?}"
     );
-    assert!(by_line["22"]["reason"].contains("UTF-8"), "{rej:?}");
+    assert_eq!(by_line["22"]["reason"], "gender: invalid UTF-8", "{rej:?}");
+    assert_eq!(by_line["22"]["columns"], "gender", "{rej:?}");
+    assert_eq!(by_line["22"]["id"], row[0], "{rej:?}");
     let scored: HashSet<String> = read_csv(&out)
         .into_iter()
         .map(|r| r["customerID"].clone())

@@ -1,39 +1,36 @@
-//! Batch input: a file read in chunks of rows, column by column, so memory depends on the chunk
-//! size and not on the file size. CSV cells stay text (parsed per feature when scored); Parquet
-//! numbers stay numbers.
+//! Batch input: rows arrive in blocks, so memory depends on the block size and not on the input
+//! size. A CSV block is raw bytes cut at a record boundary, parsed later on every core at once; a
+//! Parquet block is Arrow arrays, read without copying a cell. CSV comes from a file, a pipe, or a
+//! PostgreSQL `COPY ... TO STDOUT (FORMAT csv)` stream.
+use super::csv_records::{Record, RecordParser, next_boundary};
 use crate::error::{Error, Result};
-use crate::io::TableFormat;
-use arrow_array::{Array, cast::AsArray, types::*};
+use arrow_array::{Array, ArrayRef, cast::AsArray, types::*};
 use arrow_schema::DataType;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// One cell as read.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Null,
-    Number(f64),
-    Text(String),
+/// How rejected rows are located in the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numbering {
+    /// The physical line of a CSV file where the record starts (the header is line 1).
+    Line,
+    /// The row's position in the input, from 1 (Parquet, a query result).
+    Row,
 }
 
-impl Cell {
-    pub fn as_text(&self) -> String {
+impl Numbering {
+    pub fn header(self) -> &'static str {
         match self {
-            Cell::Null => String::new(),
-            Cell::Number(x) => x.to_string(),
-            Cell::Text(s) => s.clone(),
+            Numbering::Line => "line",
+            Numbering::Row => "row",
         }
     }
 }
 
-/// A row that could not even be read as a row (ragged, bad encoding).
-#[derive(Debug, Clone)]
-pub struct BadRow {
-    pub line: u64,
-    pub reason: String,
-}
-
-/// A borrowed cell.
+/// One cell as the scorer sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum CellRef<'a> {
     Null,
@@ -41,83 +38,80 @@ pub enum CellRef<'a> {
     Text(&'a str),
 }
 
-/// The rows of a chunk: CSV records kept whole (one allocation a row), or typed cells.
+/// Where the requested columns sit in each CSV record.
 #[derive(Debug)]
-pub enum Rows {
-    /// `idx[k]` is the record field of requested column k.
-    Records {
-        records: Vec<csv::StringRecord>,
-        idx: std::sync::Arc<Vec<usize>>,
+pub struct CsvLayout {
+    /// Fields per record.
+    pub width: usize,
+    /// `idx[k]` is the field of requested column k.
+    pub idx: Vec<usize>,
+    pub names: Vec<String>,
+}
+
+/// A block of rows.
+pub enum Block {
+    /// Whole CSV records.
+    Csv {
+        bytes: Vec<u8>,
+        layout: Arc<CsvLayout>,
     },
-    Cells(Vec<Vec<Cell>>),
+    /// The requested columns, in request order.
+    Arrow { columns: Vec<ArrayRef>, rows: usize },
 }
 
-impl Default for Rows {
-    fn default() -> Self {
-        Rows::Cells(Vec::new())
-    }
-}
-
-impl Rows {
-    pub fn len(&self) -> usize {
-        match self {
-            Rows::Records { records, .. } => records.len(),
-            Rows::Cells(c) => c.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Requested column `k` of row `i`.
-    #[inline]
-    pub fn get(&self, i: usize, k: usize) -> CellRef<'_> {
-        match self {
-            Rows::Records { records, idx } => CellRef::Text(&records[i][idx[k]]),
-            Rows::Cells(c) => match &c[i][k] {
-                Cell::Null => CellRef::Null,
-                Cell::Number(x) => CellRef::Number(*x),
-                Cell::Text(t) => CellRef::Text(t),
-            },
-        }
-    }
-}
-
-/// A chunk of rows: for each row its line (CSV, header = 1) or row number (Parquet), and its cells
-/// for the requested columns, in request order.
-#[derive(Debug, Default)]
-pub struct Chunk {
-    pub lines: Vec<u64>,
-    pub rows: Rows,
-    pub bad: Vec<BadRow>,
-}
-
-pub trait ChunkReader: Send {
-    /// The next chunk of at most `max` rows, or None at the end.
-    fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>>;
-    /// Share of the input consumed so far, when known (for progress and ETA).
+/// A source of blocks.
+pub trait BlockSource: Send {
+    /// The next block of about `rows` rows, or None at the end.
+    fn next_block(&mut self, rows: usize) -> Result<Option<Block>>;
+    /// Share of the input consumed so far, when the size is known (for progress and ETA).
     fn fraction(&self) -> Option<f64>;
+    /// The input's column names.
+    fn header(&self) -> &[String];
+    fn numbering(&self) -> Numbering;
+    /// The number given to the first row: line 2 for CSV (after the header), row 1 otherwise.
+    fn first_number(&self) -> u64;
+    /// Selects the columns every block carries, in this order; each must exist.
+    fn select(&mut self, columns: &[String]) -> Result<()>;
+    /// Where the scorer can send back the bytes of finished blocks for reuse (CSV).
+    fn recycler(&mut self) -> Option<std::sync::mpsc::Sender<Vec<u8>>> {
+        None
+    }
 }
 
-/// Opens `path` and prepares to read `columns` (every one must exist).
-pub fn open(path: &Path, columns: &[String]) -> Result<Box<dyn ChunkReader>> {
-    if !path.exists() {
-        return Err(Error::data(path, "no such file"));
-    }
-    match TableFormat::of(path) {
-        TableFormat::Csv => Ok(Box::new(CsvChunks::open(path, columns)?)),
-        TableFormat::Parquet => Ok(Box::new(ParquetChunks::open(path, columns)?)),
+/// Opens a CSV or Parquet file (by extension).
+pub fn open_file(path: &Path) -> Result<Box<dyn BlockSource>> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::data(path, "no such file")
+        } else {
+            Error::io(path, e)
+        }
+    })?;
+    match crate::io::TableFormat::of(path) {
+        crate::io::TableFormat::Csv => {
+            let total = file
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
+            Ok(Box::new(CsvSource::new(
+                path.to_path_buf(),
+                file,
+                total,
+                Numbering::Line,
+            )?))
+        }
+        crate::io::TableFormat::Parquet => Ok(Box::new(ParquetSource::open(path, file)?)),
     }
 }
 
-fn missing_columns(path: &Path, header: &[String], columns: &[String]) -> Result<Vec<usize>> {
+fn positions(name: &Path, header: &[String], columns: &[String]) -> Result<Vec<usize>> {
     columns
         .iter()
         .map(|c| {
             header.iter().position(|h| h == c).ok_or_else(|| {
                 Error::column(
-                    path,
+                    name,
                     c,
                     format!("no such column; the columns are: {}", header.join(", ")),
                 )
@@ -126,144 +120,309 @@ fn missing_columns(path: &Path, header: &[String], columns: &[String]) -> Result
         .collect()
 }
 
-struct CsvChunks {
-    path: PathBuf,
-    rdr: csv::Reader<std::fs::File>,
-    idx: std::sync::Arc<Vec<usize>>,
-    width: usize,
-    total: u64,
-    /// Added to the csv crate's line numbers (1 for CRLF files).
-    line_offset: u64,
+/// CSV from any byte stream: cut into blocks of whole records on the reading thread; parsing is
+/// left to the scorer's threads.
+pub struct CsvSource {
+    name: PathBuf,
+    rdr: Box<dyn Read + Send>,
+    /// Bytes read but not yet handed out (always starting at a record boundary).
+    buf: Vec<u8>,
+    eof: bool,
+    header: Vec<String>,
+    layout: Arc<CsvLayout>,
+    total: Option<u64>,
+    consumed: u64,
+    numbering: Numbering,
+    /// Buffers of blocks already scored, reused for the next blocks.
+    spare: Vec<Vec<u8>>,
+    returned: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
 }
 
-impl CsvChunks {
-    fn open(path: &Path, columns: &[String]) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut rdr = csv::ReaderBuilder::new()
-            .flexible(true)
-            .buffer_capacity(1 << 20)
-            .from_reader(file);
-        let header: Vec<String> = rdr
-            .headers()
-            .map_err(|e| Error::data(path, e.to_string()))?
-            .iter()
-            .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
-            .collect();
-        if header.is_empty() || header.iter().all(String::is_empty) {
-            return Err(Error::data(path, "empty file: expected a header line"));
-        }
-        let idx = missing_columns(path, &header, columns)?;
-        Ok(CsvChunks {
-            path: path.to_path_buf(),
-            rdr,
-            idx: std::sync::Arc::new(idx),
-            width: header.len(),
+impl CsvSource {
+    pub fn new(
+        name: PathBuf,
+        rdr: impl Read + Send + 'static,
+        total: Option<u64>,
+        numbering: Numbering,
+    ) -> Result<Self> {
+        let mut s = CsvSource {
+            name,
+            rdr: Box::new(rdr),
+            buf: Vec::new(),
+            eof: false,
+            header: Vec::new(),
+            layout: Arc::new(CsvLayout {
+                width: 0,
+                idx: Vec::new(),
+                names: Vec::new(),
+            }),
             total,
-            line_offset: crate::io::csv_line_offset(path),
-        })
+            consumed: 0,
+            numbering,
+            spare: Vec::new(),
+            returned: None,
+        };
+        // The header: the first record.
+        let end = loop {
+            if let Some(end) = next_boundary(&s.buf, 0) {
+                break end;
+            }
+            if s.eof {
+                break s.buf.len();
+            }
+            s.fill(s.buf.len() + (64 << 10))?;
+        };
+        let mut parser = RecordParser::new(&s.buf[..end]);
+        let mut fields = Vec::new();
+        let header = match parser.next_record(&mut fields) {
+            Some((_, Record::Fields)) => fields
+                .iter()
+                .map(|f| {
+                    String::from_utf8_lossy(f)
+                        .trim_start_matches('\u{feff}')
+                        .trim()
+                        .to_string()
+                })
+                .collect::<Vec<_>>(),
+            Some((_, Record::Malformed(why))) => {
+                return Err(Error::cell(&s.name, 1, "header", why));
+            }
+            _ => Vec::new(),
+        };
+        if header.iter().all(String::is_empty) {
+            return Err(Error::data(&s.name, "empty input: expected a header line"));
+        }
+        s.header = header;
+        s.buf.drain(..end);
+        s.consumed = end as u64;
+        Ok(s)
+    }
+
+    /// Reads until the buffer holds `want` bytes or the stream ends.
+    fn fill(&mut self, want: usize) -> Result<()> {
+        while self.buf.len() < want && !self.eof {
+            let len = self.buf.len();
+            self.buf.resize(want.max(len + (1 << 20)), 0);
+            let n = loop {
+                match self.rdr.read(&mut self.buf[len..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.buf.truncate(len);
+                        return Err(Error::io(&self.name, e));
+                    }
+                }
+            };
+            self.buf.truncate(len + n);
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Offset just past the `rows`-th record boundary, if the buffer holds that many.
+    fn cut_after(&self, rows: usize) -> Option<usize> {
+        let b = &self.buf;
+        if memchr::memchr(b'"', b).is_none() {
+            return memchr::memchr_iter(b'\n', b).nth(rows - 1).map(|i| i + 1);
+        }
+        let mut at = 0;
+        for _ in 0..rows {
+            at = next_boundary(b, at)?;
+        }
+        Some(at)
     }
 }
 
-impl ChunkReader for CsvChunks {
-    fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
-        let mut lines = Vec::with_capacity(max);
-        let mut records = Vec::with_capacity(max);
-        let mut bad = Vec::new();
-        let mut record = csv::StringRecord::new();
-        while lines.len() + bad.len() < max {
-            match self.rdr.read_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {
-                    let line = record.position().map_or(0, |p| p.line()) + self.line_offset;
-                    if record.len() == 1 && record[0].trim().is_empty() && self.width > 1 {
-                        continue; // a blank line holds no row
-                    }
-                    if record.len() != self.width {
-                        bad.push(BadRow {
-                            line,
-                            reason: format!(
-                                "ragged row: {} fields, expected {}",
-                                record.len(),
-                                self.width
-                            ),
-                        });
-                        continue;
-                    }
-                    lines.push(line);
-                    records.push(std::mem::take(&mut record));
-                }
-                Err(e) => match e.kind() {
-                    csv::ErrorKind::Utf8 { .. } => bad.push(BadRow {
-                        line: e.position().map_or(0, |p| p.line()) + self.line_offset,
-                        reason: "invalid UTF-8".into(),
-                    }),
-                    _ => return Err(Error::data(&self.path, e.to_string())),
-                },
-            }
+impl BlockSource for CsvSource {
+    fn next_block(&mut self, rows: usize) -> Result<Option<Block>> {
+        let rows = rows.max(1);
+        if let Some(r) = &self.returned {
+            self.spare.extend(r.try_iter().take(4));
         }
-        if lines.is_empty() && bad.is_empty() {
+        let mut guess = (rows * 256).max(1 << 16);
+        let cut = loop {
+            self.fill(guess)?;
+            if let Some(cut) = self.cut_after(rows) {
+                break cut;
+            }
+            if self.eof {
+                break self.buf.len();
+            }
+            guess = self.buf.len() * 2;
+        };
+        if cut == 0 {
             return Ok(None);
         }
-        Ok(Some(Chunk {
-            lines,
-            rows: Rows::Records {
-                records,
-                idx: self.idx.clone(),
-            },
-            bad,
+        let mut rest = self.spare.pop().unwrap_or_default();
+        rest.clear();
+        rest.extend_from_slice(&self.buf[cut..]);
+        self.buf.truncate(cut);
+        let bytes = std::mem::replace(&mut self.buf, rest);
+        self.consumed += bytes.len() as u64;
+        Ok(Some(Block::Csv {
+            bytes,
+            layout: self.layout.clone(),
         }))
     }
 
     fn fraction(&self) -> Option<f64> {
-        (self.total > 0).then(|| self.rdr.position().byte() as f64 / self.total as f64)
+        self.total
+            .filter(|t| *t > 0)
+            .map(|t| (self.consumed as f64 / t as f64).min(1.0))
+    }
+
+    fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    fn numbering(&self) -> Numbering {
+        self.numbering
+    }
+
+    fn first_number(&self) -> u64 {
+        match self.numbering {
+            Numbering::Line => 2,
+            Numbering::Row => 1,
+        }
+    }
+
+    fn recycler(&mut self) -> Option<std::sync::mpsc::Sender<Vec<u8>>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.returned = Some(rx);
+        Some(tx)
+    }
+
+    fn select(&mut self, columns: &[String]) -> Result<()> {
+        self.layout = Arc::new(CsvLayout {
+            width: self.header.len(),
+            idx: positions(&self.name, &self.header, columns)?,
+            names: columns.to_vec(),
+        });
+        Ok(())
     }
 }
 
-struct ParquetChunks {
-    path: PathBuf,
-    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
-    idx: Vec<usize>,
-    pending: Option<(arrow_array::RecordBatch, usize)>,
+struct ParquetSource {
+    name: PathBuf,
+    builder: Option<ParquetRecordBatchReaderBuilder<std::fs::File>>,
+    reader: Option<parquet::arrow::arrow_reader::ParquetRecordBatchReader>,
+    header: Vec<String>,
+    /// For each requested column, its position in the projected batches.
+    order: Vec<usize>,
+    names: Vec<String>,
     rows_done: u64,
     total_rows: u64,
 }
 
-impl ParquetChunks {
-    fn open(path: &Path, columns: &[String]) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+impl ParquetSource {
+    fn open(path: &Path, file: std::fs::File) -> Result<Self> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| Error::data(path, format!("not a readable Parquet file: {e}")))?;
-        let header: Vec<String> = builder
+        let header = builder
             .schema()
             .fields()
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let idx = missing_columns(path, &header, columns)?;
         let total_rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-        let reader = builder
-            .with_batch_size(16 * 1024)
-            .build()
-            .map_err(|e| Error::data(path, e.to_string()))?;
-        Ok(ParquetChunks {
-            path: path.to_path_buf(),
-            reader,
-            idx,
-            pending: None,
+        Ok(ParquetSource {
+            name: path.to_path_buf(),
+            builder: Some(builder),
+            reader: None,
+            header,
+            order: Vec::new(),
+            names: Vec::new(),
             rows_done: 0,
             total_rows,
         })
     }
 }
 
-fn cell(a: &dyn Array, i: usize) -> Cell {
+impl BlockSource for ParquetSource {
+    fn next_block(&mut self, rows: usize) -> Result<Option<Block>> {
+        if let Some(builder) = self.builder.take() {
+            let mut wanted: Vec<usize> = positions(&self.name, &self.header, &self.names)?;
+            for (&c, name) in wanted.iter().zip(&self.names) {
+                let dt = builder.schema().field(c).data_type();
+                if !crate::io::parquet_reader::supported(dt) {
+                    return Err(Error::column(
+                        &self.name,
+                        name,
+                        format!("unsupported Parquet type {dt}"),
+                    ));
+                }
+            }
+            // The projection yields columns in file order; remember where each request went.
+            let requested = wanted.clone();
+            wanted.sort_unstable();
+            wanted.dedup();
+            self.order = requested
+                .iter()
+                .map(|c| wanted.binary_search(c).unwrap())
+                .collect();
+            let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+            self.reader = Some(
+                builder
+                    .with_projection(mask)
+                    .with_batch_size(rows.max(1))
+                    .build()
+                    .map_err(|e| Error::data(&self.name, e.to_string()))?,
+            );
+        }
+        let Some(reader) = self.reader.as_mut() else {
+            return Ok(None);
+        };
+        match reader.next() {
+            None => Ok(None),
+            Some(b) => {
+                let batch = b.map_err(|e| Error::data(&self.name, e.to_string()))?;
+                self.rows_done += batch.num_rows() as u64;
+                Ok(Some(Block::Arrow {
+                    columns: self
+                        .order
+                        .iter()
+                        .map(|&i| batch.column(i).clone())
+                        .collect(),
+                    rows: batch.num_rows(),
+                }))
+            }
+        }
+    }
+
+    fn fraction(&self) -> Option<f64> {
+        (self.total_rows > 0).then(|| self.rows_done as f64 / self.total_rows as f64)
+    }
+
+    fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    fn numbering(&self) -> Numbering {
+        Numbering::Row
+    }
+
+    fn first_number(&self) -> u64 {
+        1
+    }
+
+    fn select(&mut self, columns: &[String]) -> Result<()> {
+        positions(&self.name, &self.header, columns)?;
+        self.names = columns.to_vec();
+        Ok(())
+    }
+}
+
+/// Cell `i` of an Arrow column of a type [`crate::io::parquet_reader::supported`] accepts.
+#[inline]
+pub fn arrow_cell(a: &ArrayRef, i: usize) -> CellRef<'_> {
     if a.is_null(i) {
-        return Cell::Null;
+        return CellRef::Null;
     }
     macro_rules! n {
         ($t:ty) => {
-            Cell::Number(a.as_primitive::<$t>().value(i) as f64)
+            CellRef::Number(a.as_primitive::<$t>().value(i) as f64)
         };
     }
     match a.data_type() {
@@ -277,60 +436,14 @@ fn cell(a: &dyn Array, i: usize) -> Cell {
         DataType::UInt16 => n!(UInt16Type),
         DataType::UInt32 => n!(UInt32Type),
         DataType::UInt64 => n!(UInt64Type),
-        DataType::Utf8 => Cell::Text(a.as_string::<i32>().value(i).to_string()),
-        DataType::LargeUtf8 => Cell::Text(a.as_string::<i64>().value(i).to_string()),
-        DataType::Utf8View => Cell::Text(a.as_string_view().value(i).to_string()),
-        DataType::Boolean => Cell::Text(a.as_boolean().value(i).to_string()),
-        _ => Cell::Null,
-    }
-}
-
-impl ChunkReader for ParquetChunks {
-    fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>> {
-        let mut lines = Vec::new();
-        let mut cells = Vec::new();
-        while lines.len() < max {
-            let (batch, start) = match self.pending.take() {
-                Some(p) => p,
-                None => match self.reader.next() {
-                    None => break,
-                    Some(b) => (b.map_err(|e| Error::data(&self.path, e.to_string()))?, 0),
-                },
-            };
-            for &c in &self.idx {
-                let dt = batch.column(c).data_type();
-                if !crate::io::parquet_reader::supported(dt) {
-                    let name = batch.schema().field(c).name().clone();
-                    return Err(Error::column(
-                        &self.path,
-                        name,
-                        format!("unsupported Parquet type {dt}"),
-                    ));
-                }
-            }
-            let take = (batch.num_rows() - start).min(max - lines.len());
-            for i in start..start + take {
-                self.rows_done += 1;
-                lines.push(self.rows_done);
-                cells.push(
-                    self.idx
-                        .iter()
-                        .map(|&c| cell(batch.column(c).as_ref(), i))
-                        .collect(),
-                );
-            }
-            if start + take < batch.num_rows() {
-                self.pending = Some((batch, start + take));
-            }
-        }
-        Ok((!lines.is_empty()).then(|| Chunk {
-            lines,
-            rows: Rows::Cells(cells),
-            bad: Vec::new(),
-        }))
-    }
-
-    fn fraction(&self) -> Option<f64> {
-        (self.total_rows > 0).then(|| self.rows_done as f64 / self.total_rows as f64)
+        DataType::Utf8 => CellRef::Text(a.as_string::<i32>().value(i)),
+        DataType::LargeUtf8 => CellRef::Text(a.as_string::<i64>().value(i)),
+        DataType::Utf8View => CellRef::Text(a.as_string_view().value(i)),
+        DataType::Boolean => CellRef::Text(if a.as_boolean().value(i) {
+            "true"
+        } else {
+            "false"
+        }),
+        _ => CellRef::Null,
     }
 }

@@ -1,18 +1,23 @@
-//! `churn score` on files: CSV or Parquet in, CSV or Parquet out. Rows stream in chunks; each chunk
-//! is scored across all cores and written in input order, so memory depends on the chunk size, not
-//! the file. Every row read ends scored or in the rejects file with its line and reason; the job
-//! checks that the counts add up. Output is written to a temporary file and renamed at the end, so
-//! a failed run leaves no partial output.
-use super::input::{self, CellRef, Chunk, Rows};
+//! `churn score`: rows from a file or PostgreSQL, scores to a file or a PostgreSQL table.
+//!
+//! A reading thread cuts the input into blocks; each block is split into parts that are parsed,
+//! scored and formatted on every core at once; the results are written in input order. Memory
+//! depends on the block size, not on the input. Every row read ends scored, in the rejects file
+//! (with its line or row, id, columns and reason), or in another shard, and the job checks that the
+//! counts add up. Files are written to a temporary name and renamed at the end; a table is staged
+//! and swapped in one transaction; so a failed run never leaves partial output.
+use super::input::{self, Block, BlockSource, CellRef, CsvLayout, Numbering};
+use super::output::{Output, OutputSpec, ScoredCols};
+use super::postgres::{self, PgSource, Query};
 use crate::error::{Error, Result};
-use crate::io::{TableFormat, is_missing_token};
+use crate::io::is_missing_token;
 use crate::model::{ChurnModel, RiskTier, RowScratch, sigmoid, top_k};
 use crate::schema::{FeatureKind, Value};
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+use arrow_array::ArrayRef;
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// `--shard i/N`: score only the customers whose id hashes to shard i of N.
@@ -46,18 +51,53 @@ impl Shard {
         }
         h % count
     }
+
+    /// Whether a row belongs here. A row whose id cannot be read belongs to shard 0, so it is
+    /// reported once across all shards.
+    fn owns(self, id: Option<&str>) -> bool {
+        match id {
+            Some(id) => Shard::of(id, self.count) == self.index,
+            None => self.index == 0,
+        }
+    }
+}
+
+/// Where rows come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    File(PathBuf),
+    Postgres { url: String, query: Query },
+}
+
+/// Where scores go.
+#[derive(Debug, Clone)]
+pub enum Sink {
+    File(PathBuf),
+    Postgres { url: String, table: String },
+}
+
+impl Sink {
+    pub fn describe(&self) -> String {
+        match self {
+            Sink::File(p) => p.display().to_string(),
+            Sink::Postgres { url, table } => format!("{} table {table}", postgres::redact(url)),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct ScoreJob {
-    pub input: PathBuf,
-    pub output: PathBuf,
-    /// Rejected rows go here (default: OUTPUT.rejects.csv, written only if a row is rejected).
+    pub input: Source,
+    pub output: Sink,
+    /// Rejected rows go here (default: OUTPUT.rejects.csv, or TABLE.rejects.csv for a table;
+    /// written only if a row is rejected).
     pub rejects: Option<PathBuf>,
     /// Customer id column (default: the model's training id column, if the input has it).
     pub id: Option<String>,
     pub top_k: usize,
     pub shard: Option<Shard>,
+    /// Adds `rank`: 1 = highest probability; equal probabilities share a rank.
+    pub rank: bool,
     pub chunk_rows: usize,
 }
 
@@ -76,25 +116,63 @@ pub struct ScoreSummary {
     pub rejects_file: Option<PathBuf>,
 }
 
-struct Scored {
+/// A rejected row, located within its part.
+struct LocalReject {
+    line: u64,
+    row: u64,
     id: String,
-    p: f64,
-    tier: RiskTier,
-    reasons: Vec<(usize, f64)>,
+    columns: String,
+    reason: String,
 }
 
-enum Outcome {
-    Scored(Scored),
-    Rejected {
-        line: u64,
-        id: String,
-        columns: String,
-        reason: String,
-    },
-    OtherShard,
+/// What one part of a block produced.
+#[derive(Default)]
+pub(crate) struct Part {
+    /// Rows seen (records, bad ones included; blank lines are not rows).
+    rows: u64,
+    /// Lines consumed (CSV).
+    lines: u64,
+    other_shards: u64,
+    tiers: [u64; 3],
+    rejects: Vec<LocalReject>,
+    /// Scored rows as CSV lines (CSV file or table output).
+    pub(crate) csv: Vec<u8>,
+    /// Scored rows as columns (Parquet output).
+    pub(crate) cols: ScoredCols,
+    /// Probabilities of the scored rows (with --rank).
+    probs: Vec<f64>,
 }
 
-pub fn score_file(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
+impl Part {
+    /// Rows scored in this part.
+    pub(crate) fn scored(&self) -> u64 {
+        self.tiers.iter().sum()
+    }
+}
+
+/// Per-thread buffers reused from row to row.
+#[derive(Default)]
+struct Scratch {
+    row: RowScratch,
+    values: Vec<Value<'static>>,
+    top: Vec<usize>,
+}
+
+/// What does not change while a job runs: the model, the options and the output encoding.
+struct Scorer<'m> {
+    model: &'m ChurnModel,
+    top_k: usize,
+    shard: Option<Shard>,
+    has_id: bool,
+    csv_out: bool,
+    keep_probs: bool,
+    numbering: Numbering,
+    /// Feature names and the model id, ready to paste into CSV.
+    csv_names: Vec<Vec<u8>>,
+    csv_model: Vec<u8>,
+}
+
+pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     let start = Instant::now();
     let features = model.schema().features();
     if job.top_k > features.len() {
@@ -104,7 +182,11 @@ pub fn score_file(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
             features.len()
         )));
     }
-    let header = crate::io::read_header(&job.input)?;
+    let mut source: Box<dyn BlockSource> = match &job.input {
+        Source::File(p) => input::open_file(p)?,
+        Source::Postgres { url, query } => Box::new(PgSource::open(url, query)?),
+    };
+    let header = source.header().to_vec();
     let id = match &job.id {
         Some(id) => Some(id.clone()),
         None => model
@@ -123,412 +205,541 @@ pub fn score_file(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     if let Some(id) = &id {
         columns.push(id.clone());
     }
-    let mut reader = input::open(&job.input, &columns)?;
-    let id_name = id.clone().unwrap_or_else(|| "line".into());
-    let mut writer = Writer::create(&job.output, &id_name, job.top_k, model)?;
-    let rejects_path = job.rejects.clone().unwrap_or_else(|| {
-        let mut p = job.output.clone().into_os_string();
-        p.push(".rejects.csv");
-        PathBuf::from(p)
+    source.select(&columns)?;
+    let recycler = source.recycler();
+    let numbering = source.numbering();
+    let id_name = id.clone().unwrap_or_else(|| numbering.header().into());
+    let spec = OutputSpec {
+        id_name,
+        top_k: job.top_k,
+        rank: job.rank,
+        model_id: model.id().to_string(),
+        feature_names: features.iter().map(|f| f.name.clone()).collect(),
+    };
+    let output = Output::create(&job.output, &spec)?;
+    let csv_out = output.wants_csv();
+    // Scored blocks are written on their own thread while the next block is scored.
+    let (written, to_write) = std::sync::mpsc::sync_channel::<Vec<Part>>(1);
+    let write_thread = std::thread::spawn(move || -> Result<Output> {
+        let mut output = output;
+        for parts in to_write {
+            output.write(parts)?;
+        }
+        Ok(output)
     });
+    let rejects_path = job.rejects.clone().unwrap_or_else(|| match &job.output {
+        Sink::File(p) => {
+            let mut p = p.clone().into_os_string();
+            p.push(".rejects.csv");
+            PathBuf::from(p)
+        }
+        Sink::Postgres { table, .. } => PathBuf::from(format!("{table}.rejects.csv")),
+    });
+    let scorer = Scorer::new(model, job, id.is_some(), csv_out, numbering);
     let mut rejects: Option<csv::Writer<std::fs::File>> = None;
     let mut sum = ScoreSummary::default();
     let mut progress = Progress::new();
+    let mut probs: Vec<f64> = Vec::new();
+    let mut next_line = source.first_number();
+    let mut next_row = 1u64;
+    let parts = rayon::current_num_threads() * 4;
 
-    // The next chunk is read on its own thread while the current one is scored and written.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Chunk, Option<f64>)>>(1);
+    // The next block is read on its own thread while the current one is scored and written.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Block, Option<f64>)>>(1);
     let chunk_rows = job.chunk_rows;
     let read_thread = std::thread::spawn(move || {
         loop {
-            let next = reader
-                .next_chunk(chunk_rows)
-                .map(|c| c.map(|c| (c, reader.fraction())));
-            let stop = !matches!(next, Ok(Some(_)));
+            let next = source
+                .next_block(chunk_rows)
+                .map(|b| b.map(|b| (b, source.fraction())));
             let msg = match next {
-                Ok(Some(c)) => Ok(c),
+                Ok(Some(b)) => Ok(b),
                 Ok(None) => break,
                 Err(e) => Err(e),
             };
+            let stop = msg.is_err();
             if tx.send(msg).is_err() || stop {
                 break;
             }
         }
     });
     for msg in rx {
-        let (chunk, fraction) = msg?;
-        let Chunk { lines, rows, bad } = chunk;
-        sum.rows_read += (lines.len() + bad.len()) as u64;
-        let outcomes: Vec<Outcome> = lines
-            .par_iter()
-            .enumerate()
-            .with_min_len(512)
-            .map_init(RowScratch::default, |s, (i, line)| {
-                score_row(model, job, id.is_some(), *line, &rows, i, s)
-            })
-            .collect();
-        for b in bad {
-            let w = rejects_writer(&mut rejects, &rejects_path)?;
-            write_reject(w, &rejects_path, b.line, "", "", &b.reason)?;
-            sum.rejected += 1;
+        let (block, fraction) = msg?;
+        let results: Vec<Part> = match &block {
+            Block::Csv { bytes, layout } => {
+                let pts = super::csv_records::split_points(bytes, parts);
+                let ranges: Vec<(usize, usize)> = pts
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &a)| (a, pts.get(k + 1).copied().unwrap_or(bytes.len())))
+                    .collect();
+                // Without an id column a row is named by its line (or row) number, so each part
+                // must know where it starts: count first.
+                let bases: Vec<Option<(u64, u64)>> = if id.is_some() {
+                    vec![None; ranges.len()]
+                } else {
+                    let counts: Vec<(u64, u64)> = ranges
+                        .par_iter()
+                        .map(|&(a, b)| super::csv_records::count_records(&bytes[a..b]))
+                        .collect();
+                    let (mut line, mut row) = (next_line, next_row);
+                    counts
+                        .iter()
+                        .map(|&(lines, rows)| {
+                            let base = Some((line, row));
+                            line += lines;
+                            row += rows;
+                            base
+                        })
+                        .collect()
+                };
+                ranges
+                    .into_par_iter()
+                    .zip(bases)
+                    .map_init(Scratch::default, |s, ((a, b), base)| {
+                        scorer.csv_part(&bytes[a..b], layout, base, s)
+                    })
+                    .collect()
+            }
+            Block::Arrow { columns, rows } => {
+                let step = rows.div_ceil(parts).max(1024);
+                (0..*rows)
+                    .step_by(step)
+                    .collect::<Vec<_>>()
+                    .into_par_iter()
+                    .map_init(Scratch::default, |s, a| {
+                        let base = next_row + a as u64;
+                        scorer.arrow_part(columns, a, (a + step).min(*rows), base, s)
+                    })
+                    .collect()
+            }
+        };
+        if let (Block::Csv { bytes, .. }, Some(r)) = (block, &recycler) {
+            let _ = r.send(bytes);
         }
-        let mut scored = Vec::with_capacity(outcomes.len());
-        for o in outcomes {
-            match o {
-                Outcome::Scored(s) => {
-                    match s.tier {
-                        RiskTier::High => sum.high += 1,
-                        RiskTier::Medium => sum.medium += 1,
-                        RiskTier::Low => sum.low += 1,
-                    }
-                    scored.push(s);
-                }
-                Outcome::Rejected {
-                    line,
-                    id,
-                    columns,
-                    reason,
-                } => {
-                    let w = rejects_writer(&mut rejects, &rejects_path)?;
-                    write_reject(w, &rejects_path, line, &id, &columns, &reason)?;
-                    sum.rejected += 1;
-                }
-                Outcome::OtherShard => sum.other_shards += 1,
+        for part in &results {
+            for r in &part.rejects {
+                let w = rejects_writer(&mut rejects, &rejects_path, numbering)?;
+                let at = match numbering {
+                    Numbering::Line => next_line + r.line,
+                    Numbering::Row => next_row + r.row,
+                };
+                w.write_record([at.to_string().as_str(), &r.id, &r.columns, &r.reason])
+                    .map_err(|e| Error::data(&rejects_path, e.to_string()))?;
+            }
+            next_line += part.lines;
+            next_row += part.rows;
+            sum.rows_read += part.rows;
+            sum.rejected += part.rejects.len() as u64;
+            sum.other_shards += part.other_shards;
+            sum.high += part.tiers[0];
+            sum.medium += part.tiers[1];
+            sum.low += part.tiers[2];
+            sum.scored += part.tiers.iter().sum::<u64>();
+            if job.rank {
+                probs.extend_from_slice(&part.probs);
             }
         }
-        sum.scored += scored.len() as u64;
-        writer.write(&scored, model)?;
+        if written.send(results).is_err() {
+            break; // the writer failed: its error is returned below
+        }
         progress.update(sum.rows_read, fraction);
     }
+    drop(written);
+    let output = write_thread.join().expect("writer thread")?;
     read_thread.join().expect("reader thread");
     progress.finish();
+    if sum.scored + sum.rejected + sum.other_shards != sum.rows_read {
+        return Err(Error::Usage(format!(
+            "internal check failed: {} rows read but {} scored + {} rejected + {} in other shards; nothing was written",
+            sum.rows_read, sum.scored, sum.rejected, sum.other_shards
+        )));
+    }
     if let Some(mut w) = rejects {
         w.flush().map_err(|e| Error::io(&rejects_path, e))?;
         sum.rejects_file = Some(rejects_path);
     }
-    writer.finish()?;
-    if sum.scored + sum.rejected + sum.other_shards != sum.rows_read {
-        return Err(Error::Data {
-            path: job.input.clone(),
-            line: None,
-            column: None,
-            message: format!(
-                "internal check failed: {} rows read but {} scored + {} rejected + {} in other shards",
-                sum.rows_read, sum.scored, sum.rejected, sum.other_shards
-            ),
-        });
+    probs.sort_unstable_by(|a, b| b.total_cmp(a));
+    let written = output.finish(&probs)?;
+    if written != sum.scored {
+        return Err(Error::Usage(format!(
+            "internal check failed: {} rows scored but {written} written",
+            sum.scored
+        )));
     }
     sum.seconds = start.elapsed().as_secs_f64();
     sum.rows_per_second = sum.rows_read as f64 / sum.seconds.max(1e-9);
     Ok(sum)
 }
 
-fn score_row(
-    model: &ChurnModel,
-    job: &ScoreJob,
-    has_id: bool,
-    line: u64,
-    rows: &Rows,
-    i: usize,
-    s: &mut RowScratch,
-) -> Outcome {
-    let features = model.schema().features();
-    let id = if has_id {
-        match rows.get(i, features.len()) {
-            CellRef::Null => String::new(),
-            CellRef::Number(x) => x.to_string(),
-            CellRef::Text(t) => t.to_string(),
+impl<'m> Scorer<'m> {
+    fn new(
+        model: &'m ChurnModel,
+        job: &ScoreJob,
+        has_id: bool,
+        csv_out: bool,
+        numbering: Numbering,
+    ) -> Self {
+        Scorer {
+            model,
+            numbering,
+            top_k: job.top_k,
+            shard: job.shard,
+            has_id,
+            csv_out,
+            keep_probs: job.rank,
+            csv_names: model
+                .schema()
+                .features()
+                .iter()
+                .map(|f| csv_field(f.name.as_bytes()))
+                .collect(),
+            csv_model: csv_field(model.id().as_bytes()),
         }
-    } else {
-        line.to_string()
-    };
-    if let Some(shard) = job.shard
-        && Shard::of(&id, shard.count) != shard.index
-    {
-        return Outcome::OtherShard;
     }
-    // Numbers in a categorical column are matched as their text, kept alive for the row.
-    let formatted: Vec<String> = (0..features.len())
-        .filter_map(|k| match (rows.get(i, k), &features[k].kind) {
-            (CellRef::Number(x), FeatureKind::Categorical(_)) => Some(x.to_string()),
-            _ => None,
-        })
-        .collect();
-    let mut next_formatted = formatted.iter();
-    let values: Vec<Value<'_>> = features
-        .iter()
-        .enumerate()
-        .map(|(k, f)| match (rows.get(i, k), &f.kind) {
-            (CellRef::Null, _) => Value::Missing,
-            (CellRef::Number(x), FeatureKind::Numeric(_)) => Value::Number(x),
-            (CellRef::Number(_), FeatureKind::Categorical(_)) => {
-                Value::Text(next_formatted.next().unwrap())
-            }
-            // A number first: "NaN" or "inf" parse, and are then refused as non-finite (a
-            // value, not a missing cell); blanks and NA-style tokens are missing.
-            (CellRef::Text(t), FeatureKind::Numeric(_)) => {
-                let t = t.trim();
-                match t.parse::<f64>() {
-                    Ok(x) => Value::Number(x),
-                    Err(_) if is_missing_token(t) => Value::Missing,
-                    Err(_) => Value::Text(t),
+
+    /// Parses and scores one part of a CSV block. `base` is the global (line, row) of the part's
+    /// first row, needed only when rows are named by number.
+    fn csv_part<'b>(
+        &self,
+        bytes: &'b [u8],
+        layout: &CsvLayout,
+        base: Option<(u64, u64)>,
+        s: &mut Scratch,
+    ) -> Part {
+        use super::csv_records::{Record, RecordParser};
+        let mut part = Part::default();
+        if self.csv_out {
+            // Scores take about as many bytes as the features they came from.
+            part.csv.reserve(bytes.len() + bytes.len() / 4);
+        }
+        let mut parser = RecordParser::new(bytes);
+        let mut fields: Vec<Cow<'b, [u8]>> = Vec::with_capacity(layout.width);
+        let mut spare_cells: Vec<CellRef<'static>> = Vec::with_capacity(layout.idx.len());
+        let id_at = layout.idx.last().copied().filter(|_| self.has_id);
+        // Validated once for the whole part, so a field is checked only when the part is not.
+        let text = std::str::from_utf8(bytes).ok();
+        while let Some((line, rec)) = parser.next_record(&mut fields) {
+            let number = self.number(base, line, part.rows);
+            let mut cells = recycle_cells(std::mem::take(&mut spare_cells));
+            let why = match rec {
+                Record::Blank => continue,
+                Record::Malformed(why) => Some((String::new(), why.to_string())),
+                Record::Fields if fields.len() != layout.width => Some((
+                    String::new(),
+                    format!(
+                        "ragged row: {} fields, expected {}",
+                        fields.len(),
+                        layout.width
+                    ),
+                )),
+                Record::Fields => {
+                    let mut bad = None;
+                    for (k, &f) in layout.idx.iter().enumerate() {
+                        match as_str(text, bytes, &fields[f]) {
+                            Ok(t) => cells.push(CellRef::Text(t)),
+                            Err(_) => {
+                                let name = layout.names[k].clone();
+                                bad = Some((name.clone(), format!("{name}: invalid UTF-8")));
+                                break;
+                            }
+                        }
+                    }
+                    bad
+                }
+            };
+            match why {
+                None => {
+                    self.score_cells(&cells, line, number, &mut part, s);
+                    spare_cells = recycle_cells(cells);
+                }
+                Some((columns, reason)) => {
+                    // The id, when it can be read, names the row and decides its shard.
+                    let id = id_at
+                        .and_then(|i| fields.get(i))
+                        .and_then(|f| std::str::from_utf8(f).ok())
+                        .map(|t| t.trim().to_string());
+                    let row = part.rows;
+                    part.rows += 1;
+                    if self.shard.is_some_and(|sh| !sh.owns(id.as_deref())) {
+                        part.other_shards += 1;
+                        continue;
+                    }
+                    part.rejects.push(LocalReject {
+                        line,
+                        row,
+                        id: id.unwrap_or_default(),
+                        columns,
+                        reason,
+                    });
                 }
             }
-            (CellRef::Text(t), FeatureKind::Categorical(_)) => {
-                let t = t.trim();
-                if is_missing_token(t) {
-                    Value::Missing
-                } else {
-                    Value::Text(t)
-                }
+        }
+        part.lines = parser.lines;
+        part
+    }
+
+    fn arrow_part(
+        &self,
+        columns: &[ArrayRef],
+        a: usize,
+        b: usize,
+        base_row: u64,
+        s: &mut Scratch,
+    ) -> Part {
+        let mut part = Part::default();
+        let mut cells = Vec::with_capacity(columns.len());
+        for i in a..b {
+            cells.clear();
+            cells.extend(columns.iter().map(|c| input::arrow_cell(c, i)));
+            let row = part.rows;
+            self.score_cells(&cells, 0, base_row + row, &mut part, s);
+        }
+        part
+    }
+
+    /// The number naming a row: its line or row, globally.
+    fn number(&self, base: Option<(u64, u64)>, line: u64, row: u64) -> u64 {
+        match (base, self.numbering) {
+            (Some((l, _)), Numbering::Line) => l + line,
+            (Some((_, r)), Numbering::Row) => r + row,
+            (None, _) => 0,
+        }
+    }
+
+    /// Scores one row into `part`: `cells` hold the features in schema order, then the id when
+    /// there is an id column; `number` names the row when there is not.
+    fn score_cells(
+        &self,
+        cells: &[CellRef<'_>],
+        line: u64,
+        number: u64,
+        part: &mut Part,
+        s: &mut Scratch,
+    ) {
+        let features = self.model.schema().features();
+        let row = part.rows;
+        part.rows += 1;
+        let id: Cow<'_, str> = if self.has_id {
+            match cells[features.len()] {
+                CellRef::Null => Cow::Borrowed(""),
+                CellRef::Number(x) => Cow::Owned(x.to_string()),
+                CellRef::Text(t) => Cow::Borrowed(t.trim()),
             }
-        })
-        .collect();
-    match model.score_into(&values, false, s) {
-        Some(logit) => {
-            let p = sigmoid(logit);
-            let mut idx = Vec::with_capacity(job.top_k + 1);
-            top_k(&s.contributions, job.top_k, &mut idx);
-            Outcome::Scored(Scored {
-                id,
-                p,
-                tier: model.tier(p),
-                reasons: idx.into_iter().map(|i| (i, s.contributions[i])).collect(),
+        } else {
+            Cow::Owned(number.to_string())
+        };
+        if let Some(shard) = self.shard
+            && !shard.owns(Some(&id))
+        {
+            part.other_shards += 1;
+            return;
+        }
+        // Numbers in a categorical column (typed input) are matched as their text.
+        let formatted: Vec<String> = cells[..features.len()]
+            .iter()
+            .zip(features)
+            .filter_map(|(c, f)| match (c, &f.kind) {
+                (CellRef::Number(x), FeatureKind::Categorical(_)) => Some(x.to_string()),
+                _ => None,
             })
+            .collect();
+        let mut formatted = formatted.iter();
+        let mut values = recycle(std::mem::take(&mut s.values));
+        values.extend(
+            cells
+                .iter()
+                .zip(features)
+                .map(|(c, f)| match (*c, &f.kind) {
+                    (CellRef::Null, _) => Value::Missing,
+                    (CellRef::Number(x), FeatureKind::Numeric(_)) => Value::Number(x),
+                    (CellRef::Number(_), FeatureKind::Categorical(_)) => {
+                        Value::Text(formatted.next().expect("formatted above"))
+                    }
+                    // A number first: "NaN" or "inf" parse, and are then refused as non-finite (a value,
+                    // not a missing cell); blanks and NA-style tokens are missing.
+                    (CellRef::Text(t), FeatureKind::Numeric(_)) => {
+                        let t = t.trim();
+                        match t.parse::<f64>() {
+                            Ok(x) => Value::Number(x),
+                            Err(_) if is_missing_token(t) => Value::Missing,
+                            Err(_) => Value::Text(t),
+                        }
+                    }
+                    (CellRef::Text(t), FeatureKind::Categorical(_)) => {
+                        let t = t.trim();
+                        if is_missing_token(t) {
+                            Value::Missing
+                        } else {
+                            Value::Text(t)
+                        }
+                    }
+                }),
+        );
+        let scored = self.model.score_into(&values, false, &mut s.row);
+        s.values = recycle(values);
+        let Some(logit) = scored else {
+            part.rejects.push(LocalReject {
+                line,
+                row,
+                id: if self.has_id {
+                    id.into_owned()
+                } else {
+                    String::new()
+                },
+                columns: s
+                    .row
+                    .violations
+                    .iter()
+                    .map(|v| v.field.as_str())
+                    .collect::<Vec<_>>()
+                    .join(";"),
+                reason: s
+                    .row
+                    .violations
+                    .iter()
+                    .map(|v| format!("{}: {}", v.field, v.description))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+            return;
+        };
+        let p = sigmoid(logit);
+        let tier = self.model.tier(p);
+        part.tiers[match tier {
+            RiskTier::High => 0,
+            RiskTier::Medium => 1,
+            RiskTier::Low => 2,
+        }] += 1;
+        if self.keep_probs {
+            part.probs.push(p);
         }
-        None => Outcome::Rejected {
-            line,
-            id,
-            columns: s
-                .violations
-                .iter()
-                .map(|v| v.field.as_str())
-                .collect::<Vec<_>>()
-                .join(";"),
-            reason: s
-                .violations
-                .iter()
-                .map(|v| format!("{}: {}", v.field, v.description))
-                .collect::<Vec<_>>()
-                .join("; "),
-        },
+        top_k(&s.row.contributions, self.top_k, &mut s.top);
+        let reasons = &s.top;
+        if self.csv_out {
+            let out = &mut part.csv;
+            push_csv_field(out, id.as_bytes());
+            out.push(b',');
+            push_f64(out, p);
+            out.push(b',');
+            out.extend_from_slice(tier.as_str().as_bytes());
+            for k in 0..self.top_k {
+                out.push(b',');
+                if let Some(&i) = reasons.get(k) {
+                    out.extend_from_slice(&self.csv_names[i]);
+                    out.push(b',');
+                    push_f64(out, s.row.contributions[i]);
+                } else {
+                    out.push(b',');
+                }
+            }
+            out.push(b',');
+            out.extend_from_slice(&self.csv_model);
+            out.push(b'\n');
+        } else {
+            let c = &mut part.cols;
+            c.ids.push_str(&id);
+            c.id_ends.push(c.ids.len());
+            c.p.push(p);
+            c.tier.push(tier);
+            for k in 0..self.top_k {
+                c.reasons
+                    .push(reasons.get(k).map(|&i| (i as u32, s.row.contributions[i])));
+            }
+        }
     }
+}
+
+/// An empty vector of values reusing `v`'s allocation, free of the borrows `v` held.
+fn recycle<'a>(mut v: Vec<Value<'_>>) -> Vec<Value<'a>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("cleared")).collect()
+}
+
+/// A field as text: a slice of the part's text when the part is valid UTF-8 (fields are cut at
+/// ASCII bytes, so each is too), otherwise checked on its own.
+#[inline]
+fn as_str<'t>(
+    text: Option<&'t str>,
+    bytes: &'t [u8],
+    field: &'t Cow<'t, [u8]>,
+) -> std::result::Result<&'t str, std::str::Utf8Error> {
+    match (text, field) {
+        (Some(text), Cow::Borrowed(f)) => {
+            let at = f.as_ptr() as usize - bytes.as_ptr() as usize;
+            Ok(&text[at..at + f.len()])
+        }
+        _ => std::str::from_utf8(field),
+    }
+}
+
+/// An empty vector of cells reusing `v`'s allocation, free of the borrows `v` held.
+fn recycle_cells<'a>(mut v: Vec<CellRef<'_>>) -> Vec<CellRef<'a>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("cleared")).collect()
+}
+
+/// Shortest round-trip digits of a float.
+fn push_f64(out: &mut Vec<u8>, x: f64) {
+    let mut b = ryu::Buffer::new();
+    out.extend_from_slice(b.format(x).as_bytes());
+}
+
+/// Appends a CSV field, quoted when it holds a comma, quote, line break or edge space.
+pub(crate) fn push_csv_field(out: &mut Vec<u8>, s: &[u8]) {
+    let needs = s
+        .iter()
+        .any(|&c| c == b',' || c == b'"' || c == b'\n' || c == b'\r')
+        || s.first().is_some_and(|c| c.is_ascii_whitespace())
+        || s.last().is_some_and(|c| c.is_ascii_whitespace());
+    if !needs {
+        out.extend_from_slice(s);
+        return;
+    }
+    out.push(b'"');
+    for &c in s {
+        if c == b'"' {
+            out.push(b'"');
+        }
+        out.push(c);
+    }
+    out.push(b'"');
+}
+
+/// A CSV field: quoted when it holds a comma, quote, line break or edge space.
+pub(crate) fn csv_field(s: &[u8]) -> Vec<u8> {
+    let needs = s
+        .iter()
+        .any(|&c| c == b',' || c == b'"' || c == b'\n' || c == b'\r')
+        || s.first().is_some_and(|c| c.is_ascii_whitespace())
+        || s.last().is_some_and(|c| c.is_ascii_whitespace());
+    if !needs {
+        return s.to_vec();
+    }
+    let mut v = Vec::with_capacity(s.len() + 2);
+    v.push(b'"');
+    for &c in s {
+        if c == b'"' {
+            v.push(b'"');
+        }
+        v.push(c);
+    }
+    v.push(b'"');
+    v
 }
 
 fn rejects_writer<'a>(
     w: &'a mut Option<csv::Writer<std::fs::File>>,
     path: &Path,
+    numbering: Numbering,
 ) -> Result<&'a mut csv::Writer<std::fs::File>> {
     if w.is_none() {
         let mut n = csv::Writer::from_path(path).map_err(|e| Error::data(path, e.to_string()))?;
-        n.write_record(["line", "id", "columns", "reason"])
+        n.write_record([numbering.header(), "id", "columns", "reason"])
             .map_err(|e| Error::data(path, e.to_string()))?;
         *w = Some(n);
     }
     Ok(w.as_mut().unwrap())
-}
-
-fn write_reject(
-    w: &mut csv::Writer<std::fs::File>,
-    path: &Path,
-    line: u64,
-    id: &str,
-    columns: &str,
-    reason: &str,
-) -> Result<()> {
-    w.write_record([line.to_string().as_str(), id, columns, reason])
-        .map_err(|e| Error::data(path, e.to_string()))
-}
-
-/// Output in CSV or Parquet, into a temporary file renamed into place by `finish`.
-struct Writer {
-    path: PathBuf,
-    tmp: PathBuf,
-    kind: WriterKind,
-    top_k: usize,
-}
-
-enum WriterKind {
-    Csv(std::io::BufWriter<std::fs::File>),
-    Parquet(
-        Box<parquet::arrow::ArrowWriter<std::fs::File>>,
-        Arc<arrow_schema::Schema>,
-    ),
-}
-
-impl Writer {
-    fn create(path: &Path, id_name: &str, top_k: usize, model: &ChurnModel) -> Result<Writer> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            path.file_name()
-                .and_then(|s| s.to_str())
-                .unwrap_or("scores"),
-            std::process::id()
-        ));
-        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut names = vec![
-            id_name.to_string(),
-            "churn_probability".into(),
-            "risk_tier".into(),
-        ];
-        for k in 1..=top_k {
-            names.push(format!("reason_{k}"));
-            names.push(format!("contribution_{k}"));
-        }
-        let kind = match TableFormat::of(path) {
-            TableFormat::Csv => {
-                names.push("model".into());
-                let mut header = csv::Writer::from_writer(Vec::new());
-                header
-                    .write_record(&names)
-                    .map_err(|e| Error::data(path, e.to_string()))?;
-                let header = header
-                    .into_inner()
-                    .map_err(|e| Error::data(path, e.to_string()))?;
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-                w.write_all(&header).map_err(|e| Error::io(&tmp, e))?;
-                WriterKind::Csv(w)
-            }
-            TableFormat::Parquet => {
-                use arrow_schema::{DataType, Field};
-                let fields: Vec<Field> = names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| {
-                        let numeric = i == 1 || (i >= 3 && (i - 3) % 2 == 1);
-                        Field::new(
-                            n,
-                            if numeric {
-                                DataType::Float64
-                            } else {
-                                DataType::Utf8
-                            },
-                            i >= 3,
-                        )
-                    })
-                    .collect();
-                let mut meta = std::collections::HashMap::new();
-                meta.insert("churn.model".to_string(), model.id().to_string());
-                let schema = Arc::new(arrow_schema::Schema::new_with_metadata(fields, meta));
-                let w = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
-                    .map_err(|e| Error::data(path, e.to_string()))?;
-                WriterKind::Parquet(Box::new(w), schema)
-            }
-        };
-        Ok(Writer {
-            path: path.to_path_buf(),
-            tmp,
-            kind,
-            top_k,
-        })
-    }
-
-    fn write(&mut self, rows: &[Scored], model: &ChurnModel) -> Result<()> {
-        let names = model.schema().features();
-        let err = |e: String| Error::data(&self.path, e);
-        match &mut self.kind {
-            WriterKind::Csv(w) => {
-                // Rows are formatted in parallel; the file only receives finished bytes, in order.
-                let top_k = self.top_k;
-                let blocks: Vec<std::result::Result<Vec<u8>, String>> = rows
-                    .par_chunks(1024)
-                    .map(|part| format_csv(part, top_k, model))
-                    .collect();
-                for b in blocks {
-                    w.write_all(&b.map_err(err)?)
-                        .map_err(|e| err(e.to_string()))?;
-                }
-            }
-            WriterKind::Parquet(w, schema) => {
-                if rows.is_empty() {
-                    return Ok(());
-                }
-                let mut cols: Vec<ArrayRef> = vec![
-                    Arc::new(StringArray::from_iter_values(
-                        rows.iter().map(|r| r.id.as_str()),
-                    )),
-                    Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.p))),
-                    Arc::new(StringArray::from_iter_values(
-                        rows.iter().map(|r| r.tier.as_str()),
-                    )),
-                ];
-                for k in 0..self.top_k {
-                    cols.push(Arc::new(StringArray::from_iter(
-                        rows.iter()
-                            .map(|r| r.reasons.get(k).map(|(i, _)| names[*i].name.as_str())),
-                    )));
-                    cols.push(Arc::new(Float64Array::from_iter(
-                        rows.iter().map(|r| r.reasons.get(k).map(|(_, c)| *c)),
-                    )));
-                }
-                let batch =
-                    RecordBatch::try_new(schema.clone(), cols).map_err(|e| err(e.to_string()))?;
-                w.write(&batch).map_err(|e| err(e.to_string()))?;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> Result<()> {
-        match self.kind {
-            WriterKind::Csv(mut w) => {
-                w.flush().map_err(|e| Error::io(&self.tmp, e))?;
-                w.get_ref()
-                    .sync_all()
-                    .map_err(|e| Error::io(&self.tmp, e))?;
-            }
-            WriterKind::Parquet(w, _) => {
-                w.close()
-                    .map_err(|e| Error::data(&self.path, e.to_string()))?;
-            }
-        }
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))
-    }
-}
-
-/// CSV lines of scored rows (floats in shortest round-trip form).
-fn format_csv(
-    rows: &[Scored],
-    top_k: usize,
-    model: &ChurnModel,
-) -> std::result::Result<Vec<u8>, String> {
-    let names = model.schema().features();
-    let mut w = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::with_capacity(rows.len() * 128));
-    let mut num = String::new();
-    let mut f = |w: &mut csv::Writer<Vec<u8>>, x: f64| {
-        use std::fmt::Write as _;
-        num.clear();
-        let _ = write!(num, "{x}");
-        w.write_field(&num)
-    };
-    for r in rows {
-        let res: csv::Result<()> = (|| {
-            w.write_field(&r.id)?;
-            f(&mut w, r.p)?;
-            w.write_field(r.tier.as_str())?;
-            for k in 0..top_k {
-                match r.reasons.get(k) {
-                    Some((i, c)) => {
-                        w.write_field(&names[*i].name)?;
-                        f(&mut w, *c)?;
-                    }
-                    None => {
-                        w.write_field("")?;
-                        w.write_field("")?;
-                    }
-                }
-            }
-            w.write_field(model.id())?;
-            w.write_record(None::<&[u8]>)
-        })();
-        res.map_err(|e| e.to_string())?;
-    }
-    w.into_inner().map_err(|e| e.to_string())
 }
 
 /// A progress line on a terminal (rows, rows/s, ETA), plain log lines every 10 s otherwise.
@@ -568,6 +779,7 @@ impl Progress {
             .unwrap_or_default();
         if self.tty {
             eprint!("\r{rows} rows, {rate:.0} rows/s{eta}    ");
+            let _ = std::io::stderr().flush();
         } else {
             tracing::info!("{rows} rows, {rate:.0} rows/s{eta}");
         }

@@ -9,6 +9,7 @@ pub fn code_of(e: &Error) -> Code {
         Error::ModelNotFound(_) => Code::NotFound,
         Error::Overloaded(_) => Code::ResourceExhausted,
         Error::Io { .. } | Error::Model { .. } | Error::Training(_) => Code::Internal,
+        Error::Database { .. } => Code::Unavailable,
     }
 }
 
