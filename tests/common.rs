@@ -104,3 +104,93 @@ pub fn telco_rows(n: usize) -> Vec<(String, serde_json::Map<String, serde_json::
         })
         .collect()
 }
+
+/// DATABASE_URL, or None after saying loudly that the calling test is skipped.
+pub fn database_url(test: &str) -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!(
+                "\n*** SKIPPED: DATABASE_URL is not set, so the PostgreSQL test {test} did not run ***\n"
+            );
+            None
+        }
+    }
+}
+
+/// A throwaway PostgreSQL schema, dropped at the end even when the test fails.
+pub struct PgSchema {
+    pub client: postgres::Client,
+    pub name: String,
+}
+
+impl PgSchema {
+    pub fn new(url: &str) -> PgSchema {
+        let mut client =
+            postgres::Client::connect(url, postgres::NoTls).expect("connect to DATABASE_URL");
+        let name = format!(
+            "churn_test_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        client
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .unwrap();
+        PgSchema { client, name }
+    }
+
+    /// Loads the Telco CSV into `<schema>.<table>`: the model's numeric features as float8 (a
+    /// blank cell becomes NULL), everything else as text. Returns the header.
+    pub fn load_telco(&mut self, table: &str) -> Vec<String> {
+        let model = churn::ChurnModel::load(&root().join("models/telco")).unwrap();
+        let text = std::fs::read_to_string(root().join(TELCO)).unwrap();
+        let mut rdr = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+        let cols: Vec<String> = header
+            .iter()
+            .map(|h| {
+                let numeric = model.schema().index_of(h).is_some_and(|i| {
+                    matches!(
+                        model.schema().features()[i].kind,
+                        churn::schema::FeatureKind::Numeric(_)
+                    )
+                });
+                format!("\"{h}\" {}", if numeric { "float8" } else { "text" })
+            })
+            .collect();
+        self.client
+            .batch_execute(&format!(
+                "CREATE TABLE {}.{table} ({})",
+                self.name,
+                cols.join(", ")
+            ))
+            .unwrap();
+        use std::io::Write;
+        let mut w = self
+            .client
+            .copy_in(&format!(
+                "COPY {}.{table} FROM STDIN (FORMAT csv)",
+                self.name
+            ))
+            .unwrap();
+        let mut out = csv::Writer::from_writer(Vec::new());
+        for r in rdr.records() {
+            out.write_record(r.unwrap().iter().map(|c| c.trim()))
+                .unwrap();
+        }
+        w.write_all(&out.into_inner().unwrap()).unwrap();
+        w.finish().unwrap();
+        header
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = self
+            .client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}

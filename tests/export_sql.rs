@@ -5,89 +5,18 @@ use churn::ChurnModel;
 use churn::schema::{FeatureKind, Value};
 use common::*;
 
-fn database_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!(
-                "\n*** SKIPPED: DATABASE_URL is not set, so the PostgreSQL export-sql test did not run ***\n"
-            );
-            None
-        }
-    }
-}
-
-/// A throwaway schema, dropped at the end even when the test fails.
-struct Schema<'a> {
-    client: &'a mut postgres::Client,
-    name: String,
-}
-
-impl Drop for Schema<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
-    }
-}
-
 #[test]
 fn export_sql_scores_every_telco_row_like_churn_inside_postgresql() {
-    let Some(url) = database_url() else { return };
-    let mut client =
-        postgres::Client::connect(&url, postgres::NoTls).expect("connect to DATABASE_URL");
-    let name = format!(
-        "churn_test_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    client
-        .batch_execute(&format!("CREATE SCHEMA {name}"))
-        .unwrap();
-    let schema = Schema {
-        client: &mut client,
-        name: name.clone(),
+    let Some(url) = database_url("export_sql") else {
+        return;
     };
-
-    // The Telco table with numeric columns as float8 (blank TotalCharges -> NULL).
+    let mut schema = PgSchema::new(&url);
+    let name = schema.name.clone();
+    let header = schema.load_telco("telco");
     let model = ChurnModel::load(&root().join("models/telco")).unwrap();
     let text = std::fs::read_to_string(root().join(TELCO)).unwrap();
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
-    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
-    let numeric: Vec<bool> = header
-        .iter()
-        .map(|h| {
-            model.schema().index_of(h).is_some_and(|i| {
-                matches!(model.schema().features()[i].kind, FeatureKind::Numeric(_))
-            })
-        })
-        .collect();
-    let cols: Vec<String> = header
-        .iter()
-        .zip(&numeric)
-        .map(|(h, &n)| format!("\"{h}\" {}", if n { "float8" } else { "text" }))
-        .collect();
-    schema
-        .client
-        .batch_execute(&format!("CREATE TABLE {name}.telco ({})", cols.join(", ")))
-        .unwrap();
     let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
-    {
-        use std::io::Write;
-        let mut w = schema
-            .client
-            .copy_in(&format!("COPY {name}.telco FROM STDIN (FORMAT csv)"))
-            .unwrap();
-        let mut out = csv::Writer::from_writer(Vec::new());
-        for r in &rows {
-            out.write_record(r.iter().map(|c| c.trim())).unwrap();
-        }
-        w.write_all(&out.into_inner().unwrap()).unwrap();
-        w.finish().unwrap();
-    }
 
     let r = churn(&[
         "export-sql",

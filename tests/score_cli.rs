@@ -364,3 +364,161 @@ fn crlf_files_report_the_right_line_numbers() {
     assert_eq!(rows[0]["line"], "7", "{rows:?}");
     assert_eq!(read_csv(&out).len(), 9);
 }
+
+#[test]
+fn without_an_id_rows_are_named_by_line_and_ranked_in_csv_and_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join(TELCO)).unwrap();
+    // Drop the id column (the first).
+    let no_id: String = text
+        .lines()
+        .map(|l| l.split_once(',').unwrap().1.to_string() + "\n")
+        .collect();
+    let input = write(dir.path(), "no_id.csv", &no_id);
+    let csv_out = dir.path().join("r.csv");
+    let pq_out = dir.path().join("r.parquet");
+    for out in [&csv_out, &pq_out] {
+        let r = score(&[
+            "--input",
+            &input,
+            "--output",
+            out.to_str().unwrap(),
+            "--rank",
+            "--chunk-rows",
+            "500",
+        ]);
+        assert!(r.ok, "{}", r.stderr);
+    }
+    let rows = read_csv(&csv_out);
+    assert_eq!(rows.len(), 7043);
+    let mut probs: Vec<f64> = rows
+        .iter()
+        .map(|r| r["churn_probability"].parse().unwrap())
+        .collect();
+    probs.sort_by(|a, b| b.total_cmp(a));
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["line"], (i + 2).to_string());
+        let p: f64 = r["churn_probability"].parse().unwrap();
+        let rank = 1 + probs.iter().filter(|&&q| q > p).count();
+        assert_eq!(r["rank"], rank.to_string());
+    }
+    use arrow_array::cast::AsArray;
+    let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&pq_out).unwrap(),
+    )
+    .unwrap();
+    let names: Vec<String> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names[..4],
+        ["line", "churn_probability", "risk_tier", "rank"]
+    );
+    let mut i = 0;
+    for batch in b.build().unwrap() {
+        let batch = batch.unwrap();
+        let line = batch.column(0).as_string::<i32>();
+        let rank = batch
+            .column(3)
+            .as_primitive::<arrow_array::types::Int64Type>();
+        for k in 0..batch.num_rows() {
+            assert_eq!(line.value(k), rows[i]["line"]);
+            assert_eq!(rank.value(k).to_string(), rows[i]["rank"]);
+            i += 1;
+        }
+    }
+    assert_eq!(i, 7043);
+}
+
+#[test]
+fn parquet_input_scores_like_csv_and_names_bad_rows_by_row() {
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+    let dir = tempfile::tempdir().unwrap();
+    let model = churn::ChurnModel::load(&root().join("models/telco")).unwrap();
+    let mut rdr = csv::Reader::from_path(root().join(TELCO)).unwrap();
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+    let recs: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    let mut fields = Vec::new();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for (c, h) in header.iter().enumerate() {
+        let numeric = model.schema().index_of(h).is_some_and(|i| {
+            matches!(
+                model.schema().features()[i].kind,
+                churn::schema::FeatureKind::Numeric(_)
+            )
+        });
+        if numeric {
+            // Row 7 gets a value outside log1p's domain.
+            cols.push(std::sync::Arc::new(Float64Array::from_iter(
+                recs.iter().enumerate().map(|(i, r)| {
+                    if i == 6 && h == "TotalCharges" {
+                        Some(-5.0)
+                    } else {
+                        r[c].trim().parse::<f64>().ok()
+                    }
+                }),
+            )));
+            fields.push(arrow_schema::Field::new(
+                h,
+                arrow_schema::DataType::Float64,
+                true,
+            ));
+        } else {
+            cols.push(std::sync::Arc::new(StringArray::from_iter_values(
+                recs.iter().map(|r| r[c].to_string()),
+            )));
+            fields.push(arrow_schema::Field::new(
+                h,
+                arrow_schema::DataType::Utf8,
+                false,
+            ));
+        }
+    }
+    let schema = std::sync::Arc::new(arrow_schema::Schema::new(fields));
+    let pq = dir.path().join("telco.parquet");
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&pq).unwrap(),
+        schema.clone(),
+        None,
+    )
+    .unwrap();
+    w.write(&RecordBatch::try_new(schema, cols).unwrap())
+        .unwrap();
+    w.close().unwrap();
+
+    let out = dir.path().join("out.csv");
+    let rejects = dir.path().join("rej.csv");
+    let r = score(&[
+        "--input",
+        pq.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--rejects",
+        rejects.to_str().unwrap(),
+        "--chunk-rows",
+        "1000",
+        "--json",
+    ]);
+    assert!(r.ok, "{}", r.stderr);
+    let s = json(&r.stdout);
+    assert_eq!(
+        (s["scored"].as_u64(), s["rejected"].as_u64()),
+        (Some(7042), Some(1))
+    );
+    let rej = read_csv(&rejects);
+    assert_eq!(rej[0]["row"], "7");
+    assert_eq!(rej[0]["id"], &recs[6][0]);
+    assert_eq!(rej[0]["columns"], "TotalCharges");
+    let want = expected();
+    let got = read_csv(&out);
+    assert_eq!(got.len(), 7042);
+    for row in &got {
+        let (p, tier, reasons) = &want[&row["customerID"]];
+        assert_eq!(row["churn_probability"].parse::<f64>().unwrap(), *p);
+        assert_eq!(&row["risk_tier"], tier);
+        assert_eq!(&row["reason_1"], &reasons[0]);
+    }
+}

@@ -219,13 +219,18 @@ impl CopyOutStream {
                     return;
                 }
             };
-            loop {
+            let mut eof = false;
+            while !eof {
                 let mut buf = vec![0u8; 1 << 20];
                 let mut n = 0;
-                // Fill most of the buffer before handing it over, to keep messages few.
+                // Fill most of the buffer before handing it over, to keep messages few. The
+                // reader must not be read again once it has ended.
                 while n < buf.len() - (64 << 10) {
                     match reader.read(&mut buf[n..]) {
-                        Ok(0) => break,
+                        Ok(0) => {
+                            eof = true;
+                            break;
+                        }
                         Ok(k) => n += k,
                         Err(e) => {
                             let _ = tx.send(Err(std::io::Error::other(format!(
