@@ -6,8 +6,10 @@ Builds a Telco-shaped CSV of N rows (the 7,043 Telco rows repeated with unique i
     standardisation, one-hot), scikit-learn LogisticRegression.predict_proba, to_csv of id and
     probability (no tiers, no reasons: scikit-learn has none);
   - churn: `churn score` with probability, tier and the top-3 reasons.
+With --parquet, the same rows as Parquet, Parquet to Parquet (pandas: read_parquet/to_parquet via
+pyarrow). With --churn-only, pandas is skipped (for the 10M-row memory run).
 Reports rows/s and peak RSS of each. Usage (from the project root, after cargo build --release):
-  python benches/batch_vs_pandas.py [--rows 1000000]
+  python benches/batch_vs_pandas.py [--rows 1000000] [--parquet] [--churn-only]
 """
 import argparse, csv, os, resource, subprocess, tempfile, time
 
@@ -22,6 +24,8 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 ap = argparse.ArgumentParser()
 ap.add_argument("--rows", type=int, default=1_000_000)
 ap.add_argument("--bin", default="target/release/churn")
+ap.add_argument("--parquet", action="store_true")
+ap.add_argument("--churn-only", action="store_true")
 a = ap.parse_args()
 
 src = "data/telco_customer_churn.csv"
@@ -46,20 +50,44 @@ num = make_pipeline(SimpleImputer(strategy="median"),
 pre = ColumnTransformer([("num", num, numeric), ("cat", OneHotEncoder(handle_unknown="ignore"), categorical)])
 clf = make_pipeline(pre, LogisticRegression(C=0.1, max_iter=5000)).fit(df[numeric + categorical], df["Churn"] == "Yes")
 
-t0 = time.perf_counter()
-d = pd.read_csv(big)
-d["TotalCharges"] = pd.to_numeric(d["TotalCharges"], errors="coerce")
-p = clf.predict_proba(d[numeric + categorical])[:, 1]
-pd.DataFrame({"customerID": d["customerID"], "churn_probability": p}).to_csv(os.path.join(tmp, "pandas.csv"), index=False)
-pandas_s = time.perf_counter() - t0
-pandas_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def churn_run(src, out):
+    t0 = time.perf_counter()
+    res = subprocess.run(["/usr/bin/time", "-f", "%M", a.bin, "score", "--model", "models/telco", "--input", src, "--output", out],
+                         capture_output=True, text=True, check=True)
+    secs = time.perf_counter() - t0
+    return secs, int(res.stderr.strip().splitlines()[-1]) / 1024
 
-out = os.path.join(tmp, "churn.csv")
+
+def pandas_run(src, out):
+    """In a child process, so each run's peak RSS is its own."""
+    code = f"""
+import pickle, resource, sys, time, pandas as pd
+clf = pickle.load(open({os.path.join(tmp, 'clf.pkl')!r}, 'rb'))
 t0 = time.perf_counter()
-res = subprocess.run(["/usr/bin/time", "-f", "%M", a.bin, "score", "--model", "models/telco", "--input", big, "--output", out],
-                     capture_output=True, text=True, check=True)
-churn_s = time.perf_counter() - t0
-churn_rss = int(res.stderr.strip().splitlines()[-1]) / 1024
-print(f"pandas + scikit-learn (probability only): {pandas_s:.2f} s, {a.rows / pandas_s:,.0f} rows/s, peak RSS {pandas_rss:.0f} MB")
-print(f"churn score (probability, tier, top-3 reasons): {churn_s:.2f} s, {a.rows / churn_s:,.0f} rows/s, peak RSS {churn_rss:.0f} MB")
-print(f"churn is {pandas_s / churn_s:.1f}x pandas")
+d = pd.read_parquet({src!r}) if {src!r}.endswith('.parquet') else pd.read_csv({src!r})
+d['TotalCharges'] = pd.to_numeric(d['TotalCharges'], errors='coerce')
+p = clf.predict_proba(d[{numeric + categorical!r}])[:, 1]
+o = pd.DataFrame({{'customerID': d['customerID'], 'churn_probability': p}})
+o.to_parquet({out!r}) if {out!r}.endswith('.parquet') else o.to_csv({out!r}, index=False)
+print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    secs, rss = res.stdout.split()
+    return float(secs), float(rss)
+
+
+import pickle, sys
+pickle.dump(clf, open(os.path.join(tmp, "clf.pkl"), "wb"))
+runs = [("CSV", big, ".csv")]
+if a.parquet:
+    pq = os.path.join(tmp, "customers.parquet")
+    pd.read_csv(big).to_parquet(pq)
+    print(f"same rows as Parquet: {os.path.getsize(pq) / 1e6:.0f} MB")
+    runs.append(("Parquet", pq, ".parquet"))
+for name, src, ext in runs:
+    churn_s, churn_rss = churn_run(src, os.path.join(tmp, "churn" + ext))
+    print(f"{name}: churn score (probability, tier, top-3 reasons): {churn_s:.2f} s, {a.rows / churn_s:,.0f} rows/s, peak RSS {churn_rss:.0f} MB")
+    if not a.churn_only:
+        pandas_s, pandas_rss = pandas_run(src, os.path.join(tmp, "pandas" + ext))
+        print(f"{name}: pandas + scikit-learn (probability only): {pandas_s:.2f} s, {a.rows / pandas_s:,.0f} rows/s, peak RSS {pandas_rss:.0f} MB")
+        print(f"{name}: churn is {pandas_s / churn_s:.1f}x pandas")

@@ -200,23 +200,18 @@ impl CsvSource {
 
     /// Reads until the buffer holds `want` bytes or the stream ends.
     fn fill(&mut self, want: usize) -> Result<()> {
-        while self.buf.len() < want && !self.eof {
-            let len = self.buf.len();
-            self.buf.resize(want.max(len + (1 << 20)), 0);
-            let n = loop {
-                match self.rdr.read(&mut self.buf[len..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.buf.truncate(len);
-                        return Err(Error::io(&self.name, e));
-                    }
-                }
-            };
-            self.buf.truncate(len + n);
-            if n == 0 {
-                self.eof = true;
-            }
+        if self.buf.len() >= want || self.eof {
+            return Ok(());
+        }
+        let need = (want - self.buf.len()) as u64;
+        // `read_to_end` fills spare capacity without zeroing it first.
+        self.buf.reserve(need as usize);
+        let got = (&mut self.rdr)
+            .take(need)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| Error::io(&self.name, e))?;
+        if (got as u64) < need {
+            self.eof = true;
         }
         Ok(())
     }

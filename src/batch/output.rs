@@ -8,7 +8,7 @@
 use super::csv_records::{RecordParser, split_points};
 use super::input::{Block, BlockSource, CsvSource, Numbering};
 use super::postgres::{OutColumn, PgTableWriter, TableSpec};
-use super::score::{Part, Sink, push_csv_field};
+use super::score::{BufferPool, Part, Sink, push_csv_field};
 use crate::error::{Error, Result};
 use crate::io::TableFormat;
 use crate::model::RiskTier;
@@ -189,7 +189,9 @@ impl Output {
                 let f = file.create()?;
                 match TableFormat::of(path) {
                     TableFormat::Csv => {
-                        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+                        // Parts arrive as large buffers, which a small buffer passes straight
+                        // through to the file instead of copying.
+                        let mut w = std::io::BufWriter::with_capacity(64 << 10, f);
                         w.write_all(&csv_header(spec, false))
                             .map_err(|e| Error::io(&file.tmp, e))?;
                         Ok(Output::Csv {
@@ -224,12 +226,13 @@ impl Output {
     }
 
     /// Writes the scored rows of a block's parts, in order.
-    pub fn write(&mut self, parts: Vec<Part>) -> Result<()> {
+    pub fn write(&mut self, parts: Vec<Part>, pool: &BufferPool) -> Result<()> {
         match self {
             Output::Csv { file, w, rows, .. } => {
-                for p in &parts {
+                for p in parts {
                     w.write_all(&p.csv).map_err(|e| Error::io(&file.tmp, e))?;
                     *rows += p.scored();
+                    pool.give(p.csv);
                 }
                 // Each block goes to disk while the next is scored, so the sync before the final
                 // rename has little left to do.

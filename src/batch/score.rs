@@ -150,6 +150,27 @@ impl Part {
     }
 }
 
+/// Output buffers handed back by the writer for the next parts, so each block does not fault in
+/// fresh memory.
+#[derive(Default)]
+pub(crate) struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl BufferPool {
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let mut v = self.0.lock().unwrap().pop().unwrap_or_default();
+        v.clear();
+        v.reserve(capacity);
+        v
+    }
+
+    pub(crate) fn give(&self, v: Vec<u8>) {
+        let mut pool = self.0.lock().unwrap();
+        if pool.len() < 256 {
+            pool.push(v);
+        }
+    }
+}
+
 /// Per-thread buffers reused from row to row.
 #[derive(Default)]
 struct Scratch {
@@ -170,6 +191,7 @@ struct Scorer<'m> {
     /// Feature names and the model id, ready to paste into CSV.
     csv_names: Vec<Vec<u8>>,
     csv_model: Vec<u8>,
+    pool: std::sync::Arc<BufferPool>,
 }
 
 pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
@@ -220,10 +242,12 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     let csv_out = output.wants_csv();
     // Scored blocks are written on their own thread while the next block is scored.
     let (written, to_write) = std::sync::mpsc::sync_channel::<Vec<Part>>(1);
+    let pool = std::sync::Arc::new(BufferPool::default());
+    let give_back = pool.clone();
     let write_thread = std::thread::spawn(move || -> Result<Output> {
         let mut output = output;
         for parts in to_write {
-            output.write(parts)?;
+            output.write(parts, &give_back)?;
         }
         Ok(output)
     });
@@ -235,7 +259,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
         }
         Sink::Postgres { table, .. } => PathBuf::from(format!("{table}.rejects.csv")),
     });
-    let scorer = Scorer::new(model, job, id.is_some(), csv_out, numbering);
+    let scorer = Scorer::new(model, job, id.is_some(), csv_out, numbering, pool);
     let mut rejects: Option<csv::Writer<std::fs::File>> = None;
     let mut sum = ScoreSummary::default();
     let mut progress = Progress::new();
@@ -379,8 +403,10 @@ impl<'m> Scorer<'m> {
         has_id: bool,
         csv_out: bool,
         numbering: Numbering,
+        pool: std::sync::Arc<BufferPool>,
     ) -> Self {
         Scorer {
+            pool,
             model,
             numbering,
             top_k: job.top_k,
@@ -411,7 +437,7 @@ impl<'m> Scorer<'m> {
         let mut part = Part::default();
         if self.csv_out {
             // Scores take about as many bytes as the features they came from.
-            part.csv.reserve(bytes.len() + bytes.len() / 4);
+            part.csv = self.pool.take(bytes.len() + bytes.len() / 4);
         }
         let mut parser = RecordParser::new(bytes);
         let mut fields: Vec<Cow<'b, [u8]>> = Vec::with_capacity(layout.width);
@@ -576,7 +602,7 @@ impl<'m> Scorer<'m> {
                     }
                 }),
         );
-        let scored = self.model.score_into(&values, false, &mut s.row);
+        let scored = self.model.contributions_into(&values, false, &mut s.row);
         s.values = recycle(values);
         let Some(logit) = scored else {
             part.rejects.push(LocalReject {

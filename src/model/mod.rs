@@ -133,17 +133,22 @@ pub fn top_k(contributions: &[f64], k: usize, out: &mut Vec<usize>) {
     if k == 0 {
         return;
     }
+    // `floor` is the magnitude of the k-th best so far: most features fail this one comparison.
+    let mut floor = f64::NEG_INFINITY;
     for (i, c) in contributions.iter().enumerate() {
         let c = c.abs();
-        if out.len() == k && contributions[out[k - 1]].abs() >= c {
+        if out.len() == k && c <= floor {
             continue;
         }
-        let pos = out
-            .iter()
-            .position(|&j| contributions[j].abs() < c)
-            .unwrap_or(out.len());
+        let mut pos = out.len();
+        while pos > 0 && contributions[out[pos - 1]].abs() < c {
+            pos -= 1;
+        }
         out.insert(pos, i);
         out.truncate(k);
+        if out.len() == k {
+            floor = contributions[out[k - 1]].abs();
+        }
     }
 }
 
@@ -284,6 +289,27 @@ impl ChurnModel {
     /// Scores one row given in schema order. Fills `s.contributions`, `s.resolved` and `s.notes`
     /// (one per feature) and returns the logit; on bad input, `s.violations` names every bad field.
     pub fn score_into(&self, row: &[Value<'_>], strict: bool, s: &mut RowScratch) -> Option<f64> {
+        self.score_impl::<true>(row, strict, s)
+    }
+
+    /// As [`ChurnModel::score_into`], but fills only `s.contributions` (and `s.violations`): for
+    /// batch scoring, where no explanation is built.
+    pub fn contributions_into(
+        &self,
+        row: &[Value<'_>],
+        strict: bool,
+        s: &mut RowScratch,
+    ) -> Option<f64> {
+        self.score_impl::<false>(row, strict, s)
+    }
+
+    #[inline]
+    fn score_impl<const NOTES: bool>(
+        &self,
+        row: &[Value<'_>],
+        strict: bool,
+        s: &mut RowScratch,
+    ) -> Option<f64> {
         let n = self.terms.len();
         debug_assert_eq!(row.len(), n);
         s.contributions.clear();
@@ -311,8 +337,10 @@ impl ChurnModel {
             };
             logit += c;
             s.contributions.push(c);
-            s.resolved.push(r);
-            s.notes.push(note);
+            if NOTES {
+                s.resolved.push(r);
+                s.notes.push(note);
+            }
         }
         if s.violations.is_empty() && s.contributions.len() == n {
             Some(logit)
