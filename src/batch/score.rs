@@ -585,7 +585,7 @@ impl<'m> Scorer<'m> {
                     // A number first: "NaN" or "inf" parse, and are then refused as non-finite (a value,
                     // not a missing cell); blanks and NA-style tokens are missing.
                     (CellRef::Text(t), FeatureKind::Numeric(_)) => {
-                        let t = t.trim();
+                        let t = trim(t);
                         match t.parse::<f64>() {
                             Ok(x) => Value::Number(x),
                             Err(_) if is_missing_token(t) => Value::Missing,
@@ -593,8 +593,9 @@ impl<'m> Scorer<'m> {
                         }
                     }
                     (CellRef::Text(t), FeatureKind::Categorical(_)) => {
-                        let t = t.trim();
-                        if is_missing_token(t) {
+                        let t = trim(t);
+                        // Every missing token is short: longer text skips the comparisons.
+                        if t.len() <= 4 && is_missing_token(t) {
                             Value::Missing
                         } else {
                             Value::Text(t)
@@ -673,6 +674,18 @@ impl<'m> Scorer<'m> {
                     .push(reasons.get(k).map(|&i| (i as u32, s.row.contributions[i])));
             }
         }
+    }
+}
+
+/// `t` without surrounding whitespace; the common case, no whitespace at either end, is checked
+/// on two bytes.
+#[inline]
+fn trim(t: &str) -> &str {
+    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_whitespace() || *b >= 0x80);
+    if edge(t.as_bytes().first()) || edge(t.as_bytes().last()) {
+        t.trim()
+    } else {
+        t
     }
 }
 
