@@ -194,3 +194,24 @@ impl Drop for PgSchema {
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
     }
 }
+
+/// `churn score --model models/telco ARGS`.
+pub fn score(args: &[&str]) -> Run {
+    let mut all = vec!["score", "--model", "models/telco"];
+    all.extend_from_slice(args);
+    churn(&all)
+}
+
+/// A CSV file's rows as maps from column name to cell.
+pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    r.records()
+        .map(|x| {
+            h.iter()
+                .cloned()
+                .zip(x.unwrap().iter().map(str::to_string))
+                .collect()
+        })
+        .collect()
+}

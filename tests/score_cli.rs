@@ -6,25 +6,6 @@ use churn::schema::{FeatureKind, Value};
 use common::*;
 use std::collections::{HashMap, HashSet};
 
-fn score(args: &[&str]) -> Run {
-    let mut all = vec!["score", "--model", "models/telco"];
-    all.extend_from_slice(args);
-    churn(&all)
-}
-
-fn read_csv(path: &std::path::Path) -> Vec<HashMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
-    r.records()
-        .map(|x| {
-            h.iter()
-                .cloned()
-                .zip(x.unwrap().iter().map(str::to_string))
-                .collect()
-        })
-        .collect()
-}
-
 /// churn's own probability for each Telco customer, through the library.
 fn expected() -> HashMap<String, (f64, String, Vec<String>)> {
     let model = ChurnModel::load(&root().join("models/telco")).unwrap();

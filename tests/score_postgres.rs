@@ -4,25 +4,6 @@ mod common;
 use common::*;
 use std::collections::{HashMap, HashSet};
 
-fn score(args: &[&str]) -> Run {
-    let mut a = vec!["score", "--model", "models/telco"];
-    a.extend_from_slice(args);
-    churn(&a)
-}
-
-fn csv_rows(path: &std::path::Path) -> Vec<HashMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
-    r.records()
-        .map(|rec| {
-            h.iter()
-                .cloned()
-                .zip(rec.unwrap().iter().map(str::to_string))
-                .collect()
-        })
-        .collect()
-}
-
 /// The first `n` Telco rows as a CSV file.
 fn telco_head(dir: &std::path::Path, n: usize) -> String {
     let text = std::fs::read_to_string(root().join(TELCO)).unwrap();
@@ -119,7 +100,7 @@ fn a_table_or_query_scores_exactly_like_the_csv_file() {
         "--json",
     ]);
     assert!(r.ok, "{}", r.stderr);
-    let want = csv_rows(&from_file);
+    let want = read_csv(&from_file);
     let contract: HashMap<String, String> = {
         let mut r = csv::Reader::from_path(root().join(TELCO)).unwrap();
         let h = r.headers().unwrap().clone();
@@ -192,7 +173,7 @@ fn scores_land_in_a_table_with_ranks_and_a_rerun_replaces_it() {
     assert!(r.ok, "{}", r.stderr);
     assert_eq!(json(&r.stdout)["scored"], 7043);
 
-    let file = csv_rows(&csv_out);
+    let file = read_csv(&csv_out);
     assert_eq!(file.len(), 7043);
     let header: Vec<String> = csv::Reader::from_path(&csv_out)
         .unwrap()
@@ -471,7 +452,7 @@ fn shards_of_a_table_cover_every_customer_once_and_bad_rows_are_named() {
         (s["scored"].as_u64(), s["rejected"].as_u64()),
         (Some(49), Some(1))
     );
-    let rej = csv_rows(&rejects);
+    let rej = read_csv(&rejects);
     assert_eq!(rej[0]["row"], "7");
     assert_eq!(rej[0]["columns"], "tenure");
     assert!(rej[0]["reason"].contains("\"ten\""), "{rej:?}");

@@ -747,23 +747,8 @@ pub(crate) fn push_csv_field(out: &mut Vec<u8>, s: &[u8]) {
 
 /// A CSV field: quoted when it holds a comma, quote, line break or edge space.
 pub(crate) fn csv_field(s: &[u8]) -> Vec<u8> {
-    let needs = s
-        .iter()
-        .any(|&c| c == b',' || c == b'"' || c == b'\n' || c == b'\r')
-        || s.first().is_some_and(|c| c.is_ascii_whitespace())
-        || s.last().is_some_and(|c| c.is_ascii_whitespace());
-    if !needs {
-        return s.to_vec();
-    }
     let mut v = Vec::with_capacity(s.len() + 2);
-    v.push(b'"');
-    for &c in s {
-        if c == b'"' {
-            v.push(b'"');
-        }
-        v.push(c);
-    }
-    v.push(b'"');
+    push_csv_field(&mut v, s);
     v
 }
 
