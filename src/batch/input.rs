@@ -4,7 +4,7 @@
 //! PostgreSQL `COPY ... TO STDOUT (FORMAT csv)` stream.
 use super::csv_records::{Record, RecordParser, next_boundary};
 use crate::error::{Error, Result};
-use arrow_array::{Array, ArrayRef, cast::AsArray, types::*};
+use arrow_array::{Array, ArrayRef, PrimitiveArray, cast::AsArray, types::*};
 use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -409,36 +409,93 @@ impl BlockSource for ParquetSource {
     }
 }
 
-/// Cell `i` of an Arrow column of a type [`crate::io::parquet_reader::supported`] accepts.
-#[inline]
-pub fn arrow_cell(a: &ArrayRef, i: usize) -> CellRef<'_> {
-    if a.is_null(i) {
-        return CellRef::Null;
+/// An Arrow column downcast once, so reading a cell is a match on a known variant instead of a
+/// type dispatch and downcast per cell. Types are those
+/// [`crate::io::parquet_reader::supported`] accepts.
+pub enum ColumnView<'a> {
+    F64(&'a PrimitiveArray<Float64Type>),
+    F32(&'a PrimitiveArray<Float32Type>),
+    I8(&'a PrimitiveArray<Int8Type>),
+    I16(&'a PrimitiveArray<Int16Type>),
+    I32(&'a PrimitiveArray<Int32Type>),
+    I64(&'a PrimitiveArray<Int64Type>),
+    U8(&'a PrimitiveArray<UInt8Type>),
+    U16(&'a PrimitiveArray<UInt16Type>),
+    U32(&'a PrimitiveArray<UInt32Type>),
+    U64(&'a PrimitiveArray<UInt64Type>),
+    Utf8(&'a arrow_array::StringArray),
+    LargeUtf8(&'a arrow_array::LargeStringArray),
+    Utf8View(&'a arrow_array::StringViewArray),
+    Bool(&'a arrow_array::BooleanArray),
+    Other,
+}
+
+impl<'a> ColumnView<'a> {
+    pub fn new(a: &'a ArrayRef) -> Self {
+        match a.data_type() {
+            DataType::Float64 => ColumnView::F64(a.as_primitive()),
+            DataType::Float32 => ColumnView::F32(a.as_primitive()),
+            DataType::Int8 => ColumnView::I8(a.as_primitive()),
+            DataType::Int16 => ColumnView::I16(a.as_primitive()),
+            DataType::Int32 => ColumnView::I32(a.as_primitive()),
+            DataType::Int64 => ColumnView::I64(a.as_primitive()),
+            DataType::UInt8 => ColumnView::U8(a.as_primitive()),
+            DataType::UInt16 => ColumnView::U16(a.as_primitive()),
+            DataType::UInt32 => ColumnView::U32(a.as_primitive()),
+            DataType::UInt64 => ColumnView::U64(a.as_primitive()),
+            DataType::Utf8 => ColumnView::Utf8(a.as_string()),
+            DataType::LargeUtf8 => ColumnView::LargeUtf8(a.as_string()),
+            DataType::Utf8View => ColumnView::Utf8View(a.as_string_view()),
+            DataType::Boolean => ColumnView::Bool(a.as_boolean()),
+            _ => ColumnView::Other,
+        }
     }
-    macro_rules! n {
-        ($t:ty) => {
-            CellRef::Number(a.as_primitive::<$t>().value(i) as f64)
-        };
-    }
-    match a.data_type() {
-        DataType::Float64 => n!(Float64Type),
-        DataType::Float32 => n!(Float32Type),
-        DataType::Int8 => n!(Int8Type),
-        DataType::Int16 => n!(Int16Type),
-        DataType::Int32 => n!(Int32Type),
-        DataType::Int64 => n!(Int64Type),
-        DataType::UInt8 => n!(UInt8Type),
-        DataType::UInt16 => n!(UInt16Type),
-        DataType::UInt32 => n!(UInt32Type),
-        DataType::UInt64 => n!(UInt64Type),
-        DataType::Utf8 => CellRef::Text(a.as_string::<i32>().value(i)),
-        DataType::LargeUtf8 => CellRef::Text(a.as_string::<i64>().value(i)),
-        DataType::Utf8View => CellRef::Text(a.as_string_view().value(i)),
-        DataType::Boolean => CellRef::Text(if a.as_boolean().value(i) {
-            "true"
-        } else {
-            "false"
-        }),
-        _ => CellRef::Null,
+
+    /// Cell `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> CellRef<'a> {
+        macro_rules! num {
+            ($a:expr) => {
+                if $a.is_null(i) {
+                    CellRef::Null
+                } else {
+                    CellRef::Number($a.value(i) as f64)
+                }
+            };
+        }
+        macro_rules! text {
+            ($a:expr) => {
+                if $a.is_null(i) {
+                    CellRef::Null
+                } else {
+                    CellRef::Text($a.value(i))
+                }
+            };
+        }
+        match self {
+            ColumnView::F64(a) => num!(a),
+            ColumnView::F32(a) => num!(a),
+            ColumnView::I8(a) => num!(a),
+            ColumnView::I16(a) => num!(a),
+            ColumnView::I32(a) => num!(a),
+            ColumnView::I64(a) => num!(a),
+            ColumnView::U8(a) => num!(a),
+            ColumnView::U16(a) => num!(a),
+            ColumnView::U32(a) => num!(a),
+            ColumnView::U64(a) => num!(a),
+            ColumnView::Utf8(a) => text!(a),
+            ColumnView::LargeUtf8(a) => text!(a),
+            ColumnView::Utf8View(a) => text!(a),
+            ColumnView::Bool(a) => {
+                if a.is_null(i) {
+                    CellRef::Null
+                } else if a.value(i) {
+                    CellRef::Text("true")
+                } else {
+                    CellRef::Text("false")
+                }
+            }
+            ColumnView::Other => CellRef::Null,
+        }
     }
 }

@@ -514,10 +514,12 @@ impl<'m> Scorer<'m> {
         s: &mut Scratch,
     ) -> Part {
         let mut part = Part::default();
+        let views: Vec<input::ColumnView<'_>> =
+            columns.iter().map(input::ColumnView::new).collect();
         let mut cells = Vec::with_capacity(columns.len());
         for i in a..b {
             cells.clear();
-            cells.extend(columns.iter().map(|c| input::arrow_cell(c, i)));
+            cells.extend(views.iter().map(|c| c.get(i)));
             let row = part.rows;
             self.score_cells(&cells, 0, base_row + row, &mut part, s);
         }
