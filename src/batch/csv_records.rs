@@ -26,22 +26,9 @@ pub fn next_boundary(bytes: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-/// The index just past the last record boundary in `bytes` (0 when none), scanning from the start,
-/// which must be a record boundary.
-pub fn last_boundary(bytes: &[u8]) -> usize {
-    if memchr::memchr(b'"', bytes).is_none() {
-        return memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1);
-    }
-    let mut at = 0;
-    while let Some(next) = next_boundary(bytes, at) {
-        at = next;
-    }
-    at
-}
-
-/// Splits `bytes` (whole records) into about `parts` pieces at record boundaries: the start offset
-/// of each piece, the first being 0.
-pub fn split_points(bytes: &[u8], parts: usize) -> Vec<usize> {
+/// Splits `bytes` (whole records) into about `parts` pieces at record boundaries: the (start, end)
+/// of each piece, covering all of `bytes` in order.
+pub fn split_ranges(bytes: &[u8], parts: usize) -> Vec<(usize, usize)> {
     let step = (bytes.len() / parts.max(1)).max(1);
     let mut points = vec![0];
     let quoted = memchr::memchr(b'"', bytes).is_some();
@@ -68,7 +55,8 @@ pub fn split_points(bytes: &[u8], parts: usize) -> Vec<usize> {
             _ => break,
         }
     }
-    points
+    let ends = points.iter().skip(1).copied().chain([bytes.len()]);
+    points.iter().copied().zip(ends).collect()
 }
 
 /// One record: its fields, or why it is not a record.
@@ -269,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn split_points_fall_on_record_boundaries() {
+    fn split_ranges_fall_on_record_boundaries() {
         let text = "id,v\n".to_string()
             + &(0..500)
                 .map(|i| {
@@ -282,12 +270,15 @@ mod tests {
                 .collect::<String>();
         let b = text.as_bytes();
         for parts in [1, 2, 3, 16, 1000] {
-            let pts = split_points(b, parts);
-            assert_eq!(pts[0], 0);
+            let ranges = split_ranges(b, parts);
+            assert_eq!(ranges[0].0, 0);
+            assert_eq!(ranges.last().unwrap().1, b.len());
             let mut rows = 0;
-            for (k, &s) in pts.iter().enumerate() {
-                let e = pts.get(k + 1).copied().unwrap_or(b.len());
+            for (k, &(s, e)) in ranges.iter().enumerate() {
                 assert!(s < e);
+                if k > 0 {
+                    assert_eq!(ranges[k - 1].1, s);
+                }
                 for (_, r) in parse(std::str::from_utf8(&b[s..e]).unwrap()) {
                     assert!(r.is_ok(), "part {k} of {parts} starts inside a record");
                     rows += 1;
@@ -295,8 +286,5 @@ mod tests {
             }
             assert_eq!(rows, 501, "{parts} parts");
         }
-        assert_eq!(last_boundary(b"a\n\"b\nc"), 2);
-        assert_eq!(last_boundary(b"a\nb\nc"), 4);
-        assert_eq!(last_boundary(b"abc"), 0);
     }
 }

@@ -5,7 +5,7 @@
 //! is a `model` column in CSV and tables, and the file metadata `churn.model` in Parquet. With
 //! `--rank` the rank (1 = highest probability, ties share the best rank, as SQL's `rank()`) needs
 //! every probability first, so a file is written once without it and then rewritten with it.
-use super::csv_records::{RecordParser, split_points};
+use super::csv_records::{RecordParser, split_ranges};
 use super::input::{Block, BlockSource, CsvSource, Numbering};
 use super::postgres::{OutColumn, PgTableWriter, TableSpec};
 use super::score::{BufferPool, Part, Sink, push_csv_field};
@@ -402,12 +402,7 @@ fn rank_csv(from: &Path, to: &TempFile, spec: &OutputSpec, sorted: &[f64]) -> Re
     let mut rows = 0u64;
     let parts = rayon::current_num_threads() * 4;
     while let Some(Block::Csv { bytes, .. }) = src.next_block(65_536)? {
-        let pts = split_points(&bytes, parts);
-        let ranges: Vec<(usize, usize)> = pts
-            .iter()
-            .enumerate()
-            .map(|(k, &a)| (a, pts.get(k + 1).copied().unwrap_or(bytes.len())))
-            .collect();
+        let ranges = split_ranges(&bytes, parts);
         let out: Vec<std::result::Result<(Vec<u8>, u64), String>> = ranges
             .into_par_iter()
             .map(|(a, b)| {

@@ -350,10 +350,9 @@ impl PgTableWriter {
 
     /// Swaps the staged table in; returns the rows written.
     pub fn commit(mut self) -> Result<u64> {
-        if let Some(tx) = self.tx.take()
-            && tx.send(Msg::Commit).is_err()
-        {
-            // The thread already ended: its error follows from join.
+        if let Some(tx) = self.tx.take() {
+            // If the thread already ended, the send fails and join returns its error.
+            let _ = tx.send(Msg::Commit);
         }
         self.join()
     }

@@ -291,12 +291,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
         let (block, fraction) = msg?;
         let results: Vec<Part> = match &block {
             Block::Csv { bytes, layout } => {
-                let pts = super::csv_records::split_points(bytes, parts);
-                let ranges: Vec<(usize, usize)> = pts
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &a)| (a, pts.get(k + 1).copied().unwrap_or(bytes.len())))
-                    .collect();
+                let ranges = super::csv_records::split_ranges(bytes, parts);
                 // Without an id column a row is named by its line (or row) number, so each part
                 // must know where it starts: count first.
                 let bases: Vec<Option<(u64, u64)>> = if id.is_some() {
@@ -359,7 +354,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
             sum.high += part.tiers[0];
             sum.medium += part.tiers[1];
             sum.low += part.tiers[2];
-            sum.scored += part.tiers.iter().sum::<u64>();
+            sum.scored += part.scored();
             if job.rank {
                 probs.extend_from_slice(&part.probs);
             }
