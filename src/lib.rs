@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod cli;
 pub mod error;
+pub mod features;
 pub mod io;
 pub mod model;
 pub mod schema;

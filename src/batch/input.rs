@@ -72,6 +72,9 @@ pub trait BlockSource: Send {
     fn first_number(&self) -> u64;
     /// Selects the columns every block carries, in this order; each must exist.
     fn select(&mut self, columns: &[String]) -> Result<()>;
+    /// Lets typed date and timestamp columns through (Parquet); their cells are read with
+    /// `crate::features::rows::ArrowColumn`.
+    fn allow_dates(&mut self) {}
     /// Where the scorer can send back the bytes of finished blocks for reuse (CSV).
     fn recycler(&mut self) -> Option<std::sync::mpsc::Sender<Vec<u8>>> {
         None
@@ -309,6 +312,7 @@ struct ParquetSource {
     names: Vec<String>,
     rows_done: u64,
     total_rows: u64,
+    dates: bool,
 }
 
 impl ParquetSource {
@@ -331,6 +335,7 @@ impl ParquetSource {
             names: Vec::new(),
             rows_done: 0,
             total_rows,
+            dates: false,
         })
     }
 }
@@ -341,7 +346,8 @@ impl BlockSource for ParquetSource {
             let mut wanted: Vec<usize> = positions(&self.name, &self.header, &self.names)?;
             for (&c, name) in wanted.iter().zip(&self.names) {
                 let dt = builder.schema().field(c).data_type();
-                if !crate::io::parquet_reader::supported(dt) {
+                let temporal = self.dates && crate::features::rows::is_temporal(dt);
+                if !(crate::io::parquet_reader::supported(dt) || temporal) {
                     return Err(Error::column(
                         &self.name,
                         name,
@@ -400,6 +406,10 @@ impl BlockSource for ParquetSource {
 
     fn first_number(&self) -> u64 {
         1
+    }
+
+    fn allow_dates(&mut self) {
+        self.dates = true;
     }
 
     fn select(&mut self, columns: &[String]) -> Result<()> {

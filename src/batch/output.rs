@@ -68,7 +68,7 @@ pub(crate) struct TempFile {
 }
 
 impl TempFile {
-    fn beside(path: &Path, tag: &str) -> TempFile {
+    pub(crate) fn beside(path: &Path, tag: &str) -> TempFile {
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -83,12 +83,12 @@ impl TempFile {
         }
     }
 
-    fn create(&self) -> Result<std::fs::File> {
+    pub(crate) fn create(&self) -> Result<std::fs::File> {
         std::fs::File::create(&self.tmp).map_err(|e| Error::io(&self.tmp, e))
     }
 
     /// Renames the file to `path`.
-    fn persist(mut self, path: &Path) -> Result<()> {
+    pub(crate) fn persist(mut self, path: &Path) -> Result<()> {
         std::fs::rename(&self.tmp, path).map_err(|e| Error::io(path, e))?;
         self.keep = true;
         Ok(())

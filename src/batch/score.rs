@@ -262,7 +262,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     let scorer = Scorer::new(model, job, id.is_some(), csv_out, numbering, pool);
     let mut rejects: Option<csv::Writer<std::fs::File>> = None;
     let mut sum = ScoreSummary::default();
-    let mut progress = Progress::new();
+    let mut progress = Progress::new("rows");
     let mut probs: Vec<f64> = Vec::new();
     let mut next_line = source.first_number();
     let mut next_row = 1u64;
@@ -764,23 +764,26 @@ fn rejects_writer<'a>(
 }
 
 /// A progress line on a terminal (rows, rows/s, ETA), plain log lines every 10 s otherwise.
-struct Progress {
+pub(crate) struct Progress {
+    /// What is counted ("rows", "events").
+    what: &'static str,
     start: Instant,
     last: Instant,
     tty: bool,
 }
 
 impl Progress {
-    fn new() -> Self {
+    pub(crate) fn new(what: &'static str) -> Self {
         let now = Instant::now();
         Progress {
+            what,
             start: now,
             last: now,
             tty: std::io::stderr().is_terminal(),
         }
     }
 
-    fn update(&mut self, rows: u64, fraction: Option<f64>) {
+    pub(crate) fn update(&mut self, rows: u64, fraction: Option<f64>) {
         let every = if self.tty { 0.2 } else { 10.0 };
         if self.last.elapsed().as_secs_f64() < every {
             return;
@@ -799,14 +802,16 @@ impl Progress {
             })
             .unwrap_or_default();
         if self.tty {
-            eprint!("\r{rows} rows, {rate:.0} rows/s{eta}    ");
+            let what = self.what;
+            eprint!("\r{rows} {what}, {rate:.0} {what}/s{eta}    ");
             let _ = std::io::stderr().flush();
         } else {
-            tracing::info!("{rows} rows, {rate:.0} rows/s{eta}");
+            let what = self.what;
+            tracing::info!("{rows} {what}, {rate:.0} {what}/s{eta}");
         }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if self.tty && self.start.elapsed().as_secs_f64() >= 0.2 {
             eprintln!();
         }

@@ -70,9 +70,16 @@ pub fn run(a: InspectArgs) -> Result<()> {
         t.positive,
         100.0 * t.positive_share
     );
+    let holdout = match &t.time_split {
+        Some(ts) => format!(
+            "holdout {} (the latest: {} from {} on)",
+            t.holdout_fraction, ts.column, ts.holdout_from
+        ),
+        None => format!("holdout {}", t.holdout_fraction),
+    };
     println!(
-        "l2 {} ({}), holdout {}, {} folds, seed {}, solver {}",
-        t.l2, t.l2_chosen_by, t.holdout_fraction, t.folds, t.seed, t.solver.name
+        "l2 {} ({}), {holdout}, {} folds, seed {}, solver {}",
+        t.l2, t.l2_chosen_by, t.folds, t.seed, t.solver.name
     );
     println!(
         "baseline probability {:.4} (logit {:.4})",

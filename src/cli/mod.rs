@@ -4,6 +4,7 @@ mod client;
 mod evaluate;
 mod explain;
 mod export_sql;
+mod features;
 mod inspect;
 mod score;
 mod serve;
@@ -24,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Turn an event log (and subscriptions) into a feature table with labels, per snapshot date.
+    Features(Box<features::FeaturesArgs>),
     /// Train a model from a table of per-customer features (CSV or Parquet).
     Train(Box<train::TrainArgs>),
     /// Measure a model on labelled data: AUC, PR-AUC, log loss, Brier, lift, calibration.
@@ -66,6 +69,7 @@ fn init_logging(command: &Command) {
 pub fn run(cli: Cli) -> crate::Result<()> {
     init_logging(&cli.command);
     match cli.command {
+        Command::Features(a) => features::run(*a),
         Command::Train(a) => train::run(*a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Inspect(a) => inspect::run(a),

@@ -61,28 +61,36 @@ pub struct ScoreArgs {
     json: bool,
 }
 
-fn source(a: &ScoreArgs) -> Result<Source> {
-    if postgres::is_url(&a.input) {
-        let query = match (&a.table, &a.query) {
+/// A file path, or a PostgreSQL URL read through `table` or `query`; `flags` names the three
+/// flags in messages (input, table, query).
+pub(super) fn input_source(
+    input: &str,
+    table: Option<&String>,
+    query: Option<&String>,
+    flags: [&str; 3],
+) -> Result<Source> {
+    let [input_flag, table_flag, query_flag] = flags;
+    if postgres::is_url(input) {
+        let query = match (table, query) {
             (Some(t), None) => Query::Table(t.clone()),
             (None, Some(q)) => Query::Sql(q.clone()),
             _ => {
-                return Err(Error::Usage(
-                    "a PostgreSQL --input needs --table NAME or --query SQL".into(),
-                ));
+                return Err(Error::Usage(format!(
+                    "a PostgreSQL {input_flag} needs {table_flag} NAME or {query_flag} SQL"
+                )));
             }
         };
         return Ok(Source::Postgres {
-            url: a.input.clone(),
+            url: input.to_string(),
             query,
         });
     }
-    if a.table.is_some() || a.query.is_some() {
-        return Err(Error::Usage(
-            "--table and --query go with a PostgreSQL --input (postgres://...)".into(),
-        ));
+    if table.is_some() || query.is_some() {
+        return Err(Error::Usage(format!(
+            "{table_flag} and {query_flag} go with a PostgreSQL {input_flag} (postgres://...)"
+        )));
     }
-    Ok(Source::File(PathBuf::from(&a.input)))
+    Ok(Source::File(PathBuf::from(input)))
 }
 
 fn sink(a: &ScoreArgs) -> Result<Sink> {
@@ -104,7 +112,12 @@ fn sink(a: &ScoreArgs) -> Result<Sink> {
 }
 
 pub fn run(a: ScoreArgs) -> Result<()> {
-    let input = source(&a)?;
+    let input = input_source(
+        &a.input,
+        a.table.as_ref(),
+        a.query.as_ref(),
+        ["--input", "--table", "--query"],
+    )?;
     let output = sink(&a)?;
     if let Some(n) = a.threads {
         rayon::ThreadPoolBuilder::new()

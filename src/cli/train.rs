@@ -42,6 +42,11 @@ pub struct TrainArgs {
     /// Share of rows held out (stratified) to measure the model and place the tier cuts.
     #[arg(long, default_value_t = 0.2)]
     holdout: f64,
+    /// Hold out the latest period instead of a random share: the rows with the latest values of
+    /// this column (e.g. snapshot), whole values back until --holdout of the rows. The column is
+    /// not a feature. A backtest: the model is measured on a later period than it learned from.
+    #[arg(long, value_name = "COL")]
+    split_by: Option<String>,
     /// Cross-validation folds on the training part (0 = none).
     #[arg(long, default_value_t = 5)]
     folds: u32,
@@ -97,6 +102,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     opts.l2 = a.l2;
     opts.holdout = a.holdout;
+    opts.split_by = a.split_by.clone();
     opts.folds = a.folds;
     opts.seed = a.seed;
     opts.solver = if a.solver == "linfa" {
@@ -180,6 +186,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
         );
     }
     if let Some(h) = &model.metrics.holdout {
+        if let Some(ts) = &r.time_split {
+            println!(
+                "backtest: trained on the {} rows with {} before {}, held out the {} rows from {} on",
+                r.train_rows, ts.column, ts.holdout_from, r.holdout_rows, ts.holdout_from
+            );
+        }
         println!(
             "holdout ({} rows): AUC {}  PR-AUC {}  log loss {}  Brier {}  top-decile lift {:.2}",
             h.rows,

@@ -42,12 +42,22 @@ pub struct TrainingInfo {
     pub l2_chosen_by: String,
     pub seed: u64,
     pub holdout_fraction: f64,
+    /// With `--split-by`: the holdout is the latest rows by this column, not a random share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_split: Option<TimeSplit>,
     pub folds: u32,
     /// Share of positive (churned) rows.
     pub positive_share: f64,
     /// Missing (imputed) cells per feature, where any.
     pub imputed_cells: Vec<FeatureCount>,
     pub solver: SolverInfo,
+}
+
+/// A holdout of the latest period: rows whose `column` is `holdout_from` or later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeSplit {
+    pub column: String,
+    pub holdout_from: String,
 }
 
 /// A count of cells for one feature.

@@ -34,6 +34,9 @@ pub struct TrainOptions {
     pub transforms: Vec<(String, Transform)>,
     pub l2: Option<f64>,
     pub holdout: f64,
+    /// Hold out the latest rows by this column (e.g. the snapshot date) instead of a random
+    /// stratified share; the column is not a feature.
+    pub split_by: Option<String>,
     pub folds: u32,
     pub seed: u64,
     pub name: String,
@@ -55,6 +58,7 @@ impl TrainOptions {
             transforms: Vec::new(),
             l2: None,
             holdout: 0.2,
+            split_by: None,
             folds: 5,
             seed: 0,
             name: name.to_string(),
@@ -75,6 +79,7 @@ pub struct TrainReport {
     pub rows: u64,
     pub train_rows: u64,
     pub holdout_rows: u64,
+    pub time_split: Option<crate::model::file::TimeSplit>,
     pub numeric_features: usize,
     pub categorical_features: usize,
     pub design_columns: usize,
@@ -135,10 +140,18 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
     let n = y.len();
     let positives = y.iter().filter(|&&b| b).count();
     let all: Vec<usize> = (0..n).collect();
-    let (train_idx, holdout_idx) = if opts.holdout > 0.0 {
-        stratified_split(&y, opts.holdout, opts.seed)
-    } else {
-        (all.clone(), Vec::new())
+    let mut time_split = None;
+    let (train_idx, holdout_idx) = match &opts.split_by {
+        Some(col) => {
+            let (tr, ho, from) = latest_split(table, col, opts.holdout)?;
+            time_split = Some(crate::model::file::TimeSplit {
+                column: col.clone(),
+                holdout_from: from,
+            });
+            (tr, ho)
+        }
+        None if opts.holdout > 0.0 => stratified_split(&y, opts.holdout, opts.seed),
+        None => (all.clone(), Vec::new()),
     };
     for (part, idx) in [("training", &train_idx), ("holdout", &holdout_idx)] {
         if idx.is_empty() && part == "holdout" {
@@ -259,6 +272,7 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
             l2_chosen_by,
             seed: opts.seed,
             holdout_fraction: opts.holdout,
+            time_split: time_split.clone(),
             folds: opts.folds,
             positive_share: positives as f64 / n as f64,
             imputed_cells: imputed_cells.clone(),
@@ -281,6 +295,7 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
         rows: n as u64,
         train_rows: train_idx.len() as u64,
         holdout_rows: holdout_idx.len() as u64,
+        time_split,
         numeric_features: inputs.iter().filter(|i| i.numeric).count(),
         categorical_features: inputs.iter().filter(|i| !i.numeric).count(),
         design_columns: defs.iter().map(FeatureDef::width).sum(),
@@ -305,7 +320,8 @@ fn check_options(table: &Table, opts: &TrainOptions) -> Result<()> {
         .chain(&opts.drop)
         .chain(&opts.categorical)
         .chain(&opts.numeric)
-        .chain(opts.transforms.iter().map(|(c, _)| c));
+        .chain(opts.transforms.iter().map(|(c, _)| c))
+        .chain(&opts.split_by);
     for name in named.chain(std::iter::once(&opts.label)) {
         if !header.contains(name.as_str()) {
             return Err(Error::column(
@@ -323,6 +339,18 @@ fn check_options(table: &Table, opts: &TrainOptions) -> Result<()> {
             "the label column '{}' cannot also be the id or dropped",
             opts.label
         )));
+    }
+    if let Some(c) = &opts.split_by {
+        if c == &opts.label || opts.id.as_ref() == Some(c) || opts.drop.contains(c) {
+            return Err(Error::Usage(format!(
+                "--split-by {c}: the split column cannot also be the label, the id or dropped"
+            )));
+        }
+        if opts.holdout <= 0.0 {
+            return Err(Error::Usage(format!(
+                "--split-by {c} needs --holdout above 0: it sets the share of rows held out"
+            )));
+        }
     }
     for c in &opts.categorical {
         if opts.numeric.contains(c) {
@@ -453,7 +481,9 @@ fn guess_positive(levels: &[String]) -> Option<usize> {
 fn decide_kinds<'a>(table: &'a Table, opts: &TrainOptions) -> Result<Vec<Input<'a>>> {
     let path = &table.path;
     let mut inputs = Vec::new();
-    for col in table.columns.iter().filter(|c| c.name != opts.label) {
+    let not_features =
+        |c: &&Column| c.name == opts.label || opts.split_by.as_ref() == Some(&c.name);
+    for col in table.columns.iter().filter(|c| !not_features(c)) {
         let name = &col.name;
         if col.missing as usize == col.len() {
             return Err(Error::column(
@@ -830,6 +860,86 @@ pub fn stratified_split(y: &[bool], share: f64, seed: u64) -> (Vec<usize>, Vec<u
     train.sort_unstable();
     holdout.sort_unstable();
     (train, holdout)
+}
+
+/// A backtest split: the rows with the latest values of `column` (numbers by value, text in text
+/// order, so ISO dates order by time) go to the holdout, taking whole values from the latest
+/// back until at least `share` of the rows are held out, and leaving at least one value for
+/// training. Returns (training rows, holdout rows, first holdout value).
+pub fn latest_split(
+    table: &Table,
+    column: &str,
+    share: f64,
+) -> Result<(Vec<usize>, Vec<usize>, String)> {
+    let col = table
+        .column(column)
+        .ok_or_else(|| Error::column(&table.path, column, "no such column"))?;
+    let n = col.len();
+    // A sortable key per row.
+    #[derive(Clone, PartialEq, PartialOrd)]
+    enum Key<'a> {
+        Number(f64),
+        Text(&'a str),
+    }
+    let mut keys = Vec::with_capacity(n);
+    for i in 0..n {
+        let key = if col.is_numeric() {
+            Some(col.numbers[i])
+                .filter(|x| !x.is_nan())
+                .map(Key::Number)
+        } else if col.levels.is_some() {
+            col.text(i).map(Key::Text)
+        } else {
+            return Err(Error::column(
+                &table.path,
+                column,
+                "--split-by: too many distinct text values to order; use a date or number column",
+            ));
+        };
+        match key {
+            Some(k) => keys.push(k),
+            None => {
+                return Err(Error::cell(
+                    &table.path,
+                    table.lines[i],
+                    column,
+                    "--split-by: missing value; every row needs one to place it in time",
+                ));
+            }
+        }
+    }
+    let mut distinct = keys.clone();
+    distinct.sort_by(|a, b| a.partial_cmp(b).expect("no NaN keys"));
+    distinct.dedup();
+    if distinct.len() < 2 {
+        return Err(Error::column(
+            &table.path,
+            column,
+            "--split-by: needs at least two distinct values (one to train on, a later one to hold out)",
+        ));
+    }
+    let count = |k: &Key<'_>| keys.iter().filter(|x| *x == k).count();
+    let want = (share * n as f64).ceil() as usize;
+    let mut cut = distinct.len() - 1;
+    let mut held = count(&distinct[cut]);
+    while held < want && cut > 1 {
+        cut -= 1;
+        held += count(&distinct[cut]);
+    }
+    let from = distinct[cut].clone();
+    let (mut train, mut holdout) = (Vec::new(), Vec::new());
+    for (i, k) in keys.iter().enumerate() {
+        if *k >= from {
+            holdout.push(i);
+        } else {
+            train.push(i);
+        }
+    }
+    let from = match from {
+        Key::Number(x) => x.to_string(),
+        Key::Text(t) => t.to_string(),
+    };
+    Ok((train, holdout, from))
 }
 
 /// Stratified fold number for each row.

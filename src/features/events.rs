@@ -1,0 +1,221 @@
+//! Reading the event log on every core: a thread reads blocks; each block is cut into parts
+//! parsed in parallel, and each part sorts its events by customer shard; then the shards add
+//! their events in parallel, each shard owned by one thread. Totals come out the same whatever
+//! the number of threads, and the first bad row stops the run with its line (or row), column and
+//! what was expected.
+use super::rows::{self, ArrowColumn, Cell, CellError};
+use super::store::{Event, Shard, Timeline};
+use crate::batch::input::{Block, BlockSource, Numbering};
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+use std::path::PathBuf;
+
+/// How event cells become events.
+pub struct EventReader {
+    /// Name of the input for messages.
+    pub name: PathBuf,
+    /// Requested columns: id, timestamp, then type and value when present.
+    pub columns: Vec<String>,
+    pub type_at: Option<usize>,
+    pub value_at: Option<usize>,
+    pub offset: i64,
+    /// Named event types: channel = 1 + position.
+    pub types: Vec<String>,
+    /// Types that count as activity for the label (None = all).
+    pub activity: Option<Vec<String>>,
+    pub chunk_rows: usize,
+}
+
+/// Events of one part, sorted by shard; ids live in `arena`.
+#[derive(Default)]
+struct PartEvents {
+    lines: u64,
+    rows: u64,
+    arena: String,
+    buckets: Vec<Vec<(u32, u32, Event)>>,
+}
+
+/// A bad row within a part: (line or row relative to the part, column, message).
+type PartError = (u64, Option<usize>, String);
+
+impl EventReader {
+    fn event(&self, cells: &[Cell<'_>], part: &mut PartEvents) -> Result<(), CellError> {
+        let id = rows::text(cells[0]).ok_or((0, "missing customer id".to_string()))?;
+        let time = rows::time(cells[1], self.offset)
+            .map_err(|m| (1, m))?
+            .ok_or((1, "missing timestamp".to_string()))?;
+        let (mut channel, mut qualifies) = (0u16, self.activity.is_none());
+        if let Some(k) = self.type_at
+            && (!self.types.is_empty() || self.activity.is_some())
+        {
+            let ty = rows::text(cells[k]).unwrap_or_default();
+            if let Some(i) = self.types.iter().position(|t| *t == ty) {
+                channel = i as u16 + 1;
+            }
+            if let Some(a) = &self.activity {
+                qualifies = a.iter().any(|t| *t == ty);
+            }
+        }
+        let value = match self.value_at {
+            Some(k) => rows::number(cells[k]).map_err(|m| (k, m))?,
+            None => f64::NAN,
+        };
+        let shard = crate::batch::score::Shard::of(&id, part.buckets.len() as u64) as usize;
+        let at = part.arena.len() as u32;
+        part.arena.push_str(&id);
+        part.buckets[shard].push((
+            at,
+            id.len() as u32,
+            Event {
+                time,
+                channel,
+                qualifies,
+                value,
+            },
+        ));
+        Ok(())
+    }
+
+    fn csv_part(
+        &self,
+        bytes: &[u8],
+        layout: &crate::batch::input::CsvLayout,
+        shards: usize,
+    ) -> std::result::Result<PartEvents, PartError> {
+        let mut part = PartEvents {
+            buckets: vec![Vec::new(); shards],
+            ..Default::default()
+        };
+        let (lines, rows) =
+            rows::each_csv_record(bytes, layout, |cells| self.event(cells, &mut part))?;
+        part.lines = lines;
+        part.rows = rows;
+        Ok(part)
+    }
+
+    fn arrow_part(
+        &self,
+        columns: &[arrow_array::ArrayRef],
+        a: usize,
+        b: usize,
+        shards: usize,
+    ) -> std::result::Result<PartEvents, PartError> {
+        let mut part = PartEvents {
+            buckets: vec![Vec::new(); shards],
+            ..Default::default()
+        };
+        let views: Vec<ArrowColumn<'_>> = columns.iter().map(ArrowColumn::new).collect();
+        let mut cells = [Cell::Null; rows::MAX_CELLS];
+        for i in a..b {
+            for (k, v) in views.iter().enumerate() {
+                cells[k] = v.get(i);
+            }
+            self.event(&cells[..views.len()], &mut part)
+                .map_err(|(k, m)| ((i - a) as u64, Some(k), m))?;
+            part.rows += 1;
+        }
+        Ok(part)
+    }
+
+    /// Reads every event into `shards`; returns the number of events.
+    pub fn read(
+        &self,
+        mut source: Box<dyn BlockSource>,
+        shards: &mut [Shard],
+        tl: &Timeline,
+    ) -> Result<u64> {
+        source.select(&self.columns)?;
+        let recycler = source.recycler();
+        let numbering = source.numbering();
+        let mut next = source.first_number();
+        let parts = rayon::current_num_threads() * 4;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Block, Option<f64>)>>(1);
+        let chunk_rows = self.chunk_rows;
+        let reader = std::thread::spawn(move || {
+            loop {
+                let msg = match source.next_block(chunk_rows) {
+                    Ok(Some(b)) => Ok((b, source.fraction())),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                let stop = msg.is_err();
+                if tx.send(msg).is_err() || stop {
+                    break;
+                }
+            }
+        });
+        let mut progress = crate::batch::score::Progress::new("events");
+        let mut events = 0u64;
+        let result = (|| {
+            for msg in &rx {
+                let (block, fraction) = msg?;
+                let results: Vec<std::result::Result<PartEvents, PartError>> = match &block {
+                    Block::Csv { bytes, layout } => {
+                        crate::batch::csv_records::split_ranges(bytes, parts)
+                            .into_par_iter()
+                            .map(|(a, b)| self.csv_part(&bytes[a..b], layout, shards.len()))
+                            .collect()
+                    }
+                    Block::Arrow { columns, rows } => {
+                        let step = rows.div_ceil(parts).max(1024);
+                        (0..*rows)
+                            .step_by(step)
+                            .collect::<Vec<_>>()
+                            .into_par_iter()
+                            .map(|a| {
+                                self.arrow_part(columns, a, (a + step).min(*rows), shards.len())
+                            })
+                            .collect()
+                    }
+                };
+                let mut done = Vec::with_capacity(results.len());
+                for r in results {
+                    match r {
+                        Ok(p) => done.push(p),
+                        Err((at, col, message)) => {
+                            let before: u64 = done
+                                .iter()
+                                .map(|p: &PartEvents| match numbering {
+                                    Numbering::Line => p.lines,
+                                    Numbering::Row => p.rows,
+                                })
+                                .sum();
+                            let number = next + before + at;
+                            return Err(Error::Data {
+                                path: self.name.clone(),
+                                line: Some(number),
+                                column: col.map(|k| self.columns[k].clone()),
+                                message,
+                            });
+                        }
+                    }
+                }
+                if let (Block::Csv { bytes, .. }, Some(r)) = (block, &recycler) {
+                    let _ = r.send(bytes);
+                }
+                shards.par_iter_mut().enumerate().for_each(|(k, shard)| {
+                    for p in &done {
+                        for &(at, len, ev) in &p.buckets[k] {
+                            let id = &p.arena[at as usize..(at + len) as usize];
+                            let c = shard.customer(id);
+                            shard.add(c, &ev, tl);
+                        }
+                    }
+                });
+                for p in &done {
+                    next += match numbering {
+                        Numbering::Line => p.lines,
+                        Numbering::Row => p.rows,
+                    };
+                    events += p.rows;
+                }
+                progress.update(events, fraction);
+            }
+            Ok(())
+        })();
+        drop(rx);
+        reader.join().expect("reader thread");
+        progress.finish();
+        result.map(|()| events)
+    }
+}

@@ -1,0 +1,369 @@
+//! `churn features`: an event log (and optionally subscriptions) in, a feature table out, with one
+//! row per customer active on each snapshot day: windowed counts and values per event type,
+//! recency, tenure, active days, trend, early life, subscription facts, and the label.
+//!
+//! Leakage is ruled out by construction: a metric only reads segments that end on or before the
+//! snapshot day (see [`store`]), the label only the segments from the snapshot day to the end of
+//! the horizon, and subscription facts only subscriptions started by the snapshot day.
+pub mod events;
+pub mod metrics;
+pub mod rows;
+pub mod spec;
+pub mod store;
+pub mod subscriptions;
+pub mod time;
+pub(crate) mod write;
+
+use crate::batch::input::{self, BlockSource};
+use crate::batch::postgres::PgSource;
+use crate::batch::score::Source;
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+use spec::ResolvedSpec;
+use std::path::PathBuf;
+use std::time::Instant;
+use store::{Shard, StoreLayout, Timeline};
+use subscriptions::Subscriptions;
+
+/// How a row is labelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabelKind {
+    /// Churned: no qualifying event within the horizon after the snapshot.
+    NoActivity,
+    /// Churned: the subscription run covering the snapshot ends within the horizon.
+    SubscriptionEnd,
+    /// No label (scoring today's customers).
+    None,
+}
+
+impl LabelKind {
+    pub fn parse(s: &str) -> Option<LabelKind> {
+        match s {
+            "no-activity" => Some(LabelKind::NoActivity),
+            "subscription-end" => Some(LabelKind::SubscriptionEnd),
+            "none" => Some(LabelKind::None),
+            _ => None,
+        }
+    }
+}
+
+pub struct FeatureJob {
+    pub events: Source,
+    pub subscriptions: Option<Source>,
+    pub spec: ResolvedSpec,
+    /// Snapshot days.
+    pub snapshots: Vec<i64>,
+    pub horizon: u32,
+    pub label: LabelKind,
+    pub out: PathBuf,
+    pub chunk_rows: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SnapshotSummary {
+    pub snapshot: String,
+    pub rows: u64,
+    /// Rows labelled churned (0 without a label).
+    pub churned: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FeatureSummary {
+    pub events: u64,
+    pub customers: u64,
+    pub rows: u64,
+    pub label: LabelKind,
+    pub columns: Vec<String>,
+    pub snapshots: Vec<SnapshotSummary>,
+    /// The latest day the inputs reach (an event, or a subscription start).
+    pub data_until: Option<String>,
+    pub bytes_per_customer: usize,
+    pub read_seconds: f64,
+    pub seconds: f64,
+    pub events_per_second: f64,
+}
+
+fn open(source: &Source) -> Result<(Box<dyn BlockSource>, PathBuf)> {
+    Ok(match source {
+        Source::File(p) => (input::open_file(p)?, p.clone()),
+        Source::Postgres { url, query } => {
+            let s = PgSource::open(url, query)?;
+            let name = PathBuf::from(crate::batch::postgres::redact(url));
+            (Box::new(s), name)
+        }
+    })
+}
+
+/// Builds the feature table.
+pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
+    let started = Instant::now();
+    if job.snapshots.is_empty() {
+        return Err(Error::Usage(
+            "no snapshot: pass --snapshot DATE or --from DATE --to DATE".into(),
+        ));
+    }
+    let r = &job.spec;
+    let cols = &r.spec.events;
+    let (mut events_src, events_name) = open(&job.events)?;
+    events_src.allow_dates();
+    let header = events_src.header().to_vec();
+    let has = |c: &str| header.iter().any(|h| h == c);
+    for c in [&cols.customer_id, &cols.timestamp] {
+        if !has(c) {
+            return Err(Error::column(
+                &events_name,
+                c,
+                format!(
+                    "no such column in the events; the columns are: {} (name the columns in the spec's [events] table)",
+                    header.join(", ")
+                ),
+            ));
+        }
+    }
+    let metrics_spec = &r.spec.metrics;
+    let has_type = has(&cols.event_type);
+    if !has_type && (!metrics_spec.event_types.is_empty() || r.spec.label.activity.is_some()) {
+        return Err(Error::column(
+            &events_name,
+            &cols.event_type,
+            format!(
+                "the spec names event types but the events have no such column; the columns are: {}",
+                header.join(", ")
+            ),
+        ));
+    }
+    let has_value = has(&cols.value);
+    let mut columns = vec![cols.customer_id.clone(), cols.timestamp.clone()];
+    let type_at = has_type.then(|| {
+        columns.push(cols.event_type.clone());
+        columns.len() - 1
+    });
+    let value_at = has_value.then(|| {
+        columns.push(cols.value.clone());
+        columns.len() - 1
+    });
+
+    let subs = match &job.subscriptions {
+        Some(src) => {
+            let (mut s, name) = open(src)?;
+            s.allow_dates();
+            Some(Subscriptions::read(
+                s,
+                name,
+                &r.spec.subscriptions,
+                r.utc_offset,
+                r.renewal_grace,
+            )?)
+        }
+        None => None,
+    };
+    if job.label == LabelKind::SubscriptionEnd && subs.is_none() {
+        return Err(Error::Usage(
+            "--label subscription-end needs --subscriptions".into(),
+        ));
+    }
+    let metric_cols = metrics::columns(
+        r,
+        metrics::Available {
+            values: has_value,
+            subscriptions: subs.as_ref().map(|s| s.fields),
+        },
+    )
+    .map_err(|m| Error::Usage(format!("feature spec: {m}")))?;
+
+    // The windows any metric looks back over, and the label's look-ahead.
+    let mut lookback: Vec<u32> = r.windows.clone();
+    lookback.extend(r.trend.iter().flat_map(|&t| [t, 2 * t]));
+    let labelled = job.label != LabelKind::None;
+    let horizon = labelled.then_some(job.horizon);
+    if labelled && job.horizon == 0 {
+        return Err(Error::Usage("--horizon must be at least 1 day".into()));
+    }
+    let bitmap: &[u32] = if metrics_spec.active_days {
+        &r.windows
+    } else {
+        &[]
+    };
+    let tl = Timeline::new(&job.snapshots, &lookback, horizon, bitmap);
+    let types: Vec<String> = metrics_spec
+        .event_types
+        .iter()
+        .map(|t| t.value().trim().to_string())
+        .collect();
+    let activity = match (&r.spec.label.activity, job.label) {
+        (Some(a), LabelKind::NoActivity) => Some(a.iter().map(|t| t.trim().to_string()).collect()),
+        _ => None,
+    };
+    let qualifying = activity.as_ref().map(|_| types.len() + 1);
+    let layout = StoreLayout {
+        segments: tl.segments(),
+        channels: 1 + types.len() + usize::from(qualifying.is_some()),
+        values: has_value,
+        words: tl.bitmap_words(),
+        early_days: r.early_life as usize,
+    };
+    let n_shards = (rayon::current_num_threads() * 8).next_power_of_two();
+    let mut shards: Vec<Shard> = (0..n_shards)
+        .map(|_| Shard::new(layout, qualifying))
+        .collect();
+    if let Some(subs) = &subs {
+        for (id, start) in subs.customers() {
+            let shard = &mut shards[crate::batch::score::Shard::of(id, n_shards as u64) as usize];
+            let c = shard.customer(id);
+            shard.seen_on(c, start);
+        }
+    }
+    let reader = events::EventReader {
+        name: events_name,
+        columns,
+        type_at,
+        value_at,
+        offset: r.utc_offset,
+        types,
+        activity,
+        chunk_rows: job.chunk_rows,
+    };
+    let events = reader.read(events_src, &mut shards, &tl)?;
+    let read_seconds = started.elapsed().as_secs_f64();
+
+    // A label needs the data to reach past the horizon, or every customer looks churned.
+    let last_event = shards
+        .iter()
+        .map(|s| s.last_event)
+        .max()
+        .unwrap_or(i64::MIN);
+    let mut until = (last_event != i64::MIN).then(|| time::day_of(last_event));
+    if let Some(s) = &subs
+        && s.latest_start != i64::MIN
+    {
+        until = until.max(Some(s.latest_start));
+    }
+    if labelled {
+        let Some(until) = until else {
+            return Err(Error::Usage(
+                "the inputs hold no events: nothing to label".into(),
+            ));
+        };
+        if let Some(&s) = tl
+            .snapshots
+            .iter()
+            .find(|&&s| s + i64::from(job.horizon) > until + 1)
+        {
+            return Err(Error::Usage(format!(
+                "snapshot {} with --horizon {}d needs data until {}, but the latest event or subscription start is on {}: its labels would be guesses. Use an earlier snapshot, a shorter horizon, or --label none",
+                time::format_day(s),
+                job.horizon,
+                time::format_day(s + i64::from(job.horizon) - 1),
+                time::format_day(until)
+            )));
+        }
+    }
+
+    // Customers in a stable order: by id, numbers by value.
+    let mut order: Vec<(usize, usize)> = shards
+        .iter()
+        .enumerate()
+        .flat_map(|(k, s)| (0..s.ids.len()).map(move |c| (k, c)))
+        .collect();
+    order.par_sort_unstable_by(|a, b| natural_cmp(&shards[a.0].ids[a.1], &shards[b.0].ids[b.1]));
+
+    let mut writer = write::FeatureWriter::create(&job.out, &metric_cols, labelled)?;
+    let csv = writer.wants_csv();
+    let active_within = r.active_within.map(i64::from);
+    let mut snapshots = Vec::new();
+    let mut rows = 0;
+    for &s in &tl.snapshots {
+        let day = time::format_day(s);
+        let chunks: Vec<write::RowChunk> = order
+            .par_chunks(4096)
+            .map(|part| {
+                let mut chunk = write::RowChunk::default();
+                let mut values = Vec::with_capacity(metric_cols.len());
+                for &(k, c) in part {
+                    let shard = &shards[k];
+                    let id = &shard.ids[c];
+                    let v = shard.view(c);
+                    let sub = match &subs {
+                        Some(subs) => match subs.on(id, s) {
+                            Some(st) => Some(st),
+                            None => continue,
+                        },
+                        None => {
+                            if v.first_day >= s {
+                                continue;
+                            }
+                            if let Some(a) = active_within {
+                                match v.latest(tl.before(s)) {
+                                    Some(t) if s - time::day_of(t) <= a => {}
+                                    _ => continue,
+                                }
+                            }
+                            None
+                        }
+                    };
+                    let label = match job.label {
+                        LabelKind::None => None,
+                        LabelKind::NoActivity => {
+                            let ch = qualifying.unwrap_or(0);
+                            Some(v.count(ch, tl.window(s, s + i64::from(job.horizon))) == 0)
+                        }
+                        LabelKind::SubscriptionEnd => {
+                            let end = sub.as_ref().and_then(|x| x.run_end);
+                            Some(end.is_some_and(|e| e < s + i64::from(job.horizon)))
+                        }
+                    };
+                    metrics::compute(&metric_cols, &v, sub.as_ref(), s, &tl, &mut values);
+                    chunk.push(
+                        csv,
+                        id,
+                        &day,
+                        &metric_cols,
+                        &values,
+                        sub.as_ref().and_then(|x| x.plan),
+                        label,
+                    );
+                }
+                chunk
+            })
+            .collect();
+        let mut summary = SnapshotSummary {
+            snapshot: day.clone(),
+            rows: 0,
+            churned: 0,
+        };
+        for chunk in &chunks {
+            writer.write(chunk, &day)?;
+            summary.rows += chunk.rows;
+            summary.churned += chunk.churned;
+        }
+        rows += summary.rows;
+        snapshots.push(summary);
+    }
+    writer.finish()?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(FeatureSummary {
+        events,
+        customers: order.len() as u64,
+        rows,
+        label: job.label,
+        columns: metric_cols.iter().map(|c| c.name.clone()).collect(),
+        snapshots,
+        data_until: until.map(time::format_day),
+        bytes_per_customer: shards[0].bytes_per_customer(),
+        read_seconds,
+        seconds,
+        events_per_second: events as f64 / read_seconds.max(1e-9),
+    })
+}
+
+/// Ids in natural order: all-digit ids by value, others as text.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if digits(a) && digits(b) {
+        let (ta, tb) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+        ta.len().cmp(&tb.len()).then(ta.cmp(tb)).then(a.cmp(b))
+    } else {
+        a.cmp(b)
+    }
+}
