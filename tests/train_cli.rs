@@ -293,3 +293,86 @@ fn parquet_input_trains_the_same_model_as_csv() {
     assert!(r.ok, "{}", r.stderr);
     assert_eq!(json(&r.stdout)["rows"], 7043);
 }
+
+#[test]
+fn split_by_holds_out_the_latest_period_and_is_not_a_feature() {
+    // Four periods of 100 rows each, labels alternating within each period.
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("customer_id,snapshot,x,churned\n");
+    for (p, day) in ["2020-01-01", "2020-02-01", "2020-03-01", "2020-04-01"]
+        .iter()
+        .enumerate()
+    {
+        for i in 0..100 {
+            let y = (i + p) % 2;
+            csv += &format!("c{i},{day},{},{y}\n", i as f64 / 10.0 + y as f64);
+        }
+    }
+    let data = write(dir.path(), "periods.csv", &csv);
+    let out = dir.path().join("m");
+    let train = |extra: &[&str]| {
+        let mut a = vec![
+            "train",
+            "--data",
+            &data,
+            "--label",
+            "churned",
+            "--id",
+            "customer_id",
+            "--out",
+        ];
+        a.push(out.to_str().unwrap());
+        a.extend_from_slice(extra);
+        a.push("--json");
+        churn(&a)
+    };
+    // 30% asks for 120 rows: two whole periods (200 rows) are the fewest that reach it.
+    let r = train(&["--split-by", "snapshot", "--holdout", "0.3"]);
+    assert!(r.ok, "{}", r.stderr);
+    let j = json(&r.stdout);
+    assert_eq!(j["report"]["train_rows"], 200);
+    assert_eq!(j["report"]["holdout_rows"], 200);
+    assert_eq!(j["report"]["time_split"]["holdout_from"], "2020-03-01");
+    let model = json(&std::fs::read_to_string(j["model_path"].as_str().unwrap()).unwrap());
+    assert_eq!(model["training"]["time_split"]["column"], "snapshot");
+    let names: Vec<&str> = model["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["x"], "the split column is not a feature");
+    // A share below one period still holds out the latest whole period.
+    let j = json(&train(&["--split-by", "snapshot", "--holdout", "0.1"]).stdout);
+    assert_eq!(j["report"]["holdout_rows"], 100);
+
+    let r = train(&["--split-by", "nope"]);
+    assert!(!r.ok && r.stderr.contains("'nope'"), "{}", r.stderr);
+    let r = train(&["--split-by", "snapshot", "--holdout", "0"]);
+    assert!(
+        !r.ok && r.stderr.contains("--holdout above 0"),
+        "{}",
+        r.stderr
+    );
+    let one = write(
+        dir.path(),
+        "one.csv",
+        "customer_id,snapshot,x,churned\na,2020-01-01,1,1\nb,2020-01-01,2,0\n",
+    );
+    let r = churn(&[
+        "train",
+        "--data",
+        &one,
+        "--label",
+        "churned",
+        "--split-by",
+        "snapshot",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !r.ok && r.stderr.contains("at least two distinct values"),
+        "{}",
+        r.stderr
+    );
+}

@@ -81,7 +81,7 @@ pub trait BlockSource: Send {
     }
 }
 
-/// Opens a CSV or Parquet file (by extension).
+/// Opens a CSV (also gzip-compressed, `.gz`) or Parquet file (by extension).
 pub fn open_file(path: &Path) -> Result<Box<dyn BlockSource>> {
     let file = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -91,6 +91,17 @@ pub fn open_file(path: &Path) -> Result<Box<dyn BlockSource>> {
         }
     })?;
     match crate::io::TableFormat::of(path) {
+        crate::io::TableFormat::Csv if path.extension().is_some_and(|e| e == "gz") => {
+            // Gzip-compressed CSV (event logs often are): decompressed as it streams.
+            let rdr =
+                flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
+            Ok(Box::new(CsvSource::new(
+                path.to_path_buf(),
+                rdr,
+                None,
+                Numbering::Line,
+            )?))
+        }
         crate::io::TableFormat::Csv => {
             let total = file
                 .metadata()

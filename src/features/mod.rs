@@ -227,18 +227,22 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
     let events = reader.read(events_src, &mut shards, &tl)?;
     let read_seconds = started.elapsed().as_secs_f64();
 
-    // A label needs the data to reach past the horizon, or every customer looks churned.
+    // A label needs its source to reach past the horizon, or every customer looks churned: the
+    // events for no-activity, the subscriptions (their renewals) for subscription-end.
     let last_event = shards
         .iter()
         .map(|s| s.last_event)
         .max()
         .unwrap_or(i64::MIN);
-    let mut until = (last_event != i64::MIN).then(|| time::day_of(last_event));
-    if let Some(s) = &subs
-        && s.latest_start != i64::MIN
-    {
-        until = until.max(Some(s.latest_start));
-    }
+    let last_event = (last_event != i64::MIN).then(|| time::day_of(last_event));
+    let latest_start = subs
+        .as_ref()
+        .map(|s| s.latest_start)
+        .filter(|&d| d != i64::MIN);
+    let (until, source) = match job.label {
+        LabelKind::SubscriptionEnd => (latest_start, "subscription start"),
+        _ => (last_event, "event"),
+    };
     if labelled {
         let Some(until) = until else {
             return Err(Error::Usage(
@@ -251,7 +255,7 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
             .find(|&&s| s + i64::from(job.horizon) > until + 1)
         {
             return Err(Error::Usage(format!(
-                "snapshot {} with --horizon {}d needs data until {}, but the latest event or subscription start is on {}: its labels would be guesses. Use an earlier snapshot, a shorter horizon, or --label none",
+                "snapshot {} with --horizon {}d needs data until {}, but the latest {source} is on {}: its labels would be guesses. Use an earlier snapshot, a shorter horizon, or --label none",
                 time::format_day(s),
                 job.horizon,
                 time::format_day(s + i64::from(job.horizon) - 1),
@@ -349,7 +353,7 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
         label: job.label,
         columns: metric_cols.iter().map(|c| c.name.clone()).collect(),
         snapshots,
-        data_until: until.map(time::format_day),
+        data_until: last_event.max(latest_start).map(time::format_day),
         bytes_per_customer: shards[0].bytes_per_customer(),
         read_seconds,
         seconds,
