@@ -287,112 +287,82 @@ fn bad_input_is_named_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("f.csv");
     let o = out.to_str().unwrap();
-    let run = |events: &str, extra: &[&str]| {
-        let mut args = vec!["features", "--events", events, "--out", o];
+    // Runs `churn features` on a log holding `text` and expects a failure whose message holds
+    // every needle.
+    let fails = |text: &str, extra: &[&str], needles: &[&str]| {
+        let events = write(dir.path(), "events.csv", text);
+        let mut args = vec!["features", "--events", &events, "--out", o];
         args.extend_from_slice(extra);
-        churn(&args)
+        let r = churn(&args);
+        assert!(!r.ok, "expected a failure for {extra:?}");
+        for n in needles {
+            assert!(r.stderr.contains(n), "'{n}' not in: {}", r.stderr);
+        }
     };
     let snap = ["--snapshot", "2020-03-01", "--horizon", "30d"];
-    let bad_date = write(
-        dir.path(),
-        "bad_date.csv",
-        "customer_id,timestamp,event_type,value\na,2020-02-01,buy,1\na,2020-02-30,buy,1\n",
+    let head = "customer_id,timestamp,event_type,value\n";
+    fails(
+        &format!("{head}a,2020-02-01,buy,1\na,2020-02-30,buy,1\n"),
+        &snap,
+        &["line 3", "'timestamp'", "\"2020-02-30\" is not a date"],
     );
-    let r = run(&bad_date, &snap);
-    assert!(!r.ok);
-    assert!(
-        r.stderr.contains("line 3")
-            && r.stderr.contains("'timestamp'")
-            && r.stderr.contains("2020-02-30"),
-        "{}",
-        r.stderr
+    fails(
+        &format!("{head}a,2020-02-01,buy,ten\n"),
+        &snap,
+        &["line 2", "'value'", "not a number"],
     );
-    let bad_value = write(
-        dir.path(),
-        "bad_value.csv",
-        "customer_id,timestamp,event_type,value\na,2020-02-01,buy,ten\n",
-    );
-    let r = run(&bad_value, &snap);
-    assert!(
-        r.stderr.contains("line 2")
-            && r.stderr.contains("'value'")
-            && r.stderr.contains("not a number"),
-        "{}",
-        r.stderr
-    );
-    let ragged = write(
-        dir.path(),
-        "ragged.csv",
+    fails(
         "customer_id,timestamp\na,2020-02-01\nb\n",
+        &snap,
+        &["line 3", "ragged"],
     );
-    let r = run(&ragged, &snap);
-    assert!(
-        r.stderr.contains("line 3") && r.stderr.contains("ragged"),
-        "{}",
-        r.stderr
-    );
-    let no_id = write(
-        dir.path(),
-        "no_id.csv",
+    fails(
         "customer_id,timestamp\n,2020-02-01\n",
+        &snap,
+        &["line 2", "missing customer id"],
     );
-    let r = run(&no_id, &snap);
-    assert!(r.stderr.contains("missing customer id"), "{}", r.stderr);
-    let renamed = write(dir.path(), "renamed.csv", "user,when\na,2020-02-01\n");
-    let r = run(&renamed, &snap);
-    assert!(
-        r.stderr.contains("'customer_id'") && r.stderr.contains("user, when"),
-        "{}",
-        r.stderr
+    fails(
+        "user,when\na,2020-02-01\n",
+        &snap,
+        &["'customer_id'", "user, when"],
     );
     // A label whose horizon runs past the data would call everybody churned.
-    let short = write(
-        dir.path(),
-        "short.csv",
-        "customer_id,timestamp\na,2020-02-01\na,2020-03-10\n",
+    let short = "customer_id,timestamp\na,2020-02-01\na,2020-03-10\n";
+    fails(
+        short,
+        &snap,
+        &["needs data until 2020-03-30", "--label none"],
     );
-    let r = run(&short, &snap);
-    assert!(
-        r.stderr.contains("needs data until 2020-03-30"),
-        "{}",
-        r.stderr
+    let typo = write(dir.path(), "typo.toml", "[metrics]\nwindow = [\"7d\"]\n");
+    fails(
+        short,
+        &["--snapshot", "2020-03-01", "--spec", &typo],
+        &["typo.toml", "window"],
     );
-    assert!(r.stderr.contains("--label none"), "{}", r.stderr);
-    let spec = write(dir.path(), "typo.toml", "[metrics]\nwindow = [\"7d\"]\n");
-    let r = run(&short, &["--snapshot", "2020-03-01", "--spec", &spec]);
-    assert!(
-        r.stderr.contains("typo.toml") && r.stderr.contains("window"),
-        "{}",
-        r.stderr
-    );
-    let spec = write(
+    let ratio = write(
         dir.path(),
         "ratio.toml",
         "[[metrics.ratio]]\nname = \"r\"\nnumerator = \"nope\"\ndenominator = \"events_total\"\n",
     );
-    let r = run(
-        &short,
-        &[
-            "--snapshot",
-            "2020-03-01",
-            "--label",
-            "none",
-            "--spec",
-            &spec,
-        ],
+    let label_none = [
+        "--snapshot",
+        "2020-03-01",
+        "--label",
+        "none",
+        "--spec",
+        &ratio,
+    ];
+    fails(short, &label_none, &["no numeric metric 'nope'"]);
+    fails(
+        short,
+        &["--snapshot", "2020-02-31"],
+        &["--snapshot 2020-02-31"],
     );
-    assert!(
-        r.stderr.contains("no numeric metric 'nope'"),
-        "{}",
-        r.stderr
-    );
-    let r = run(&short, &["--snapshot", "2020-02-31"]);
-    assert!(r.stderr.contains("--snapshot 2020-02-31"), "{}", r.stderr);
-    let r = run(
-        &short,
+    fails(
+        short,
         &["--snapshot", "2020-03-01", "--label", "subscription-end"],
+        &["needs --subscriptions"],
     );
-    assert!(r.stderr.contains("needs --subscriptions"), "{}", r.stderr);
     assert!(!out.exists(), "no table from a failed run");
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

@@ -81,6 +81,46 @@ pub trait BlockSource: Send {
     }
 }
 
+/// A block and the share of the input read so far.
+pub type BlockMsg = Result<(Block, Option<f64>)>;
+
+/// Reads blocks of about `rows` rows on their own thread, one block ahead of the consumer, so
+/// reading overlaps the work on the previous block. The thread ends at the end of the input, at
+/// the first error (sent on), or when the receiver is dropped.
+pub fn read_ahead(
+    mut source: Box<dyn BlockSource>,
+    rows: usize,
+) -> (
+    std::sync::mpsc::Receiver<BlockMsg>,
+    std::thread::JoinHandle<()>,
+) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<BlockMsg>(1);
+    let thread = std::thread::spawn(move || {
+        loop {
+            let msg = match source.next_block(rows) {
+                Ok(Some(b)) => Ok((b, source.fraction())),
+                Ok(None) => break,
+                Err(e) => Err(e),
+            };
+            let stop = msg.is_err();
+            if tx.send(msg).is_err() || stop {
+                break;
+            }
+        }
+    });
+    (rx, thread)
+}
+
+/// Row ranges splitting an Arrow block of `rows` rows into about `parts` parts (at least 1024
+/// rows each).
+pub fn arrow_ranges(rows: usize, parts: usize) -> Vec<(usize, usize)> {
+    let step = rows.div_ceil(parts.max(1)).max(1024);
+    (0..rows)
+        .step_by(step)
+        .map(|a| (a, (a + step).min(rows)))
+        .collect()
+}
+
 /// Opens a CSV (also gzip-compressed, `.gz`) or Parquet file (by extension).
 pub fn open_file(path: &Path) -> Result<Box<dyn BlockSource>> {
     let file = std::fs::File::open(path).map_err(|e| {

@@ -269,24 +269,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     let parts = rayon::current_num_threads() * 4;
 
     // The next block is read on its own thread while the current one is scored and written.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Block, Option<f64>)>>(1);
-    let chunk_rows = job.chunk_rows;
-    let read_thread = std::thread::spawn(move || {
-        loop {
-            let next = source
-                .next_block(chunk_rows)
-                .map(|b| b.map(|b| (b, source.fraction())));
-            let msg = match next {
-                Ok(Some(b)) => Ok(b),
-                Ok(None) => break,
-                Err(e) => Err(e),
-            };
-            let stop = msg.is_err();
-            if tx.send(msg).is_err() || stop {
-                break;
-            }
-        }
-    });
+    let (rx, read_thread) = input::read_ahead(source, job.chunk_rows);
     for msg in rx {
         let (block, fraction) = msg?;
         let results: Vec<Part> = match &block {
@@ -320,18 +303,12 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
                     })
                     .collect()
             }
-            Block::Arrow { columns, rows } => {
-                let step = rows.div_ceil(parts).max(1024);
-                (0..*rows)
-                    .step_by(step)
-                    .collect::<Vec<_>>()
-                    .into_par_iter()
-                    .map_init(Scratch::default, |s, a| {
-                        let base = next_row + a as u64;
-                        scorer.arrow_part(columns, a, (a + step).min(*rows), base, s)
-                    })
-                    .collect()
-            }
+            Block::Arrow { columns, rows } => input::arrow_ranges(*rows, parts)
+                .into_par_iter()
+                .map_init(Scratch::default, |s, (a, b)| {
+                    scorer.arrow_part(columns, a, b, next_row + a as u64, s)
+                })
+                .collect(),
         };
         if let (Block::Csv { bytes, .. }, Some(r)) = (block, &recycler) {
             let _ = r.send(bytes);

@@ -129,21 +129,7 @@ impl EventReader {
         let numbering = source.numbering();
         let mut next = source.first_number();
         let parts = rayon::current_num_threads() * 4;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Block, Option<f64>)>>(1);
-        let chunk_rows = self.chunk_rows;
-        let reader = std::thread::spawn(move || {
-            loop {
-                let msg = match source.next_block(chunk_rows) {
-                    Ok(Some(b)) => Ok((b, source.fraction())),
-                    Ok(None) => break,
-                    Err(e) => Err(e),
-                };
-                let stop = msg.is_err();
-                if tx.send(msg).is_err() || stop {
-                    break;
-                }
-            }
-        });
+        let (rx, reader) = crate::batch::input::read_ahead(source, self.chunk_rows);
         let mut progress = crate::batch::score::Progress::new("events");
         let mut events = 0u64;
         let result = (|| {
@@ -157,14 +143,9 @@ impl EventReader {
                             .collect()
                     }
                     Block::Arrow { columns, rows } => {
-                        let step = rows.div_ceil(parts).max(1024);
-                        (0..*rows)
-                            .step_by(step)
-                            .collect::<Vec<_>>()
+                        crate::batch::input::arrow_ranges(*rows, parts)
                             .into_par_iter()
-                            .map(|a| {
-                                self.arrow_part(columns, a, (a + step).min(*rows), shards.len())
-                            })
+                            .map(|(a, b)| self.arrow_part(columns, a, b, shards.len()))
                             .collect()
                     }
                 };
