@@ -494,7 +494,13 @@ fn postgres_events_match_the_file() {
 
 /// Features for training (a series) and for a later period, a time-split training, and the
 /// later period scored by `churn evaluate`: the holdout and out-of-time AUCs.
-fn backtest(dir: &Path, input: &[&str], train_snaps: &[&str], later: &[&str]) -> (f64, f64) {
+fn backtest(
+    dir: &Path,
+    input: &[&str],
+    train_snaps: &[&str],
+    later: &[&str],
+    purge: &str,
+) -> (f64, f64) {
     let train_csv = dir.join("train.csv");
     let later_csv = dir.join("later.csv");
     for (out, snaps) in [(&train_csv, train_snaps), (&later_csv, later)] {
@@ -517,6 +523,8 @@ fn backtest(dir: &Path, input: &[&str], train_snaps: &[&str], later: &[&str]) ->
         "customer_id",
         "--split-by",
         "snapshot",
+        "--purge",
+        purge,
         "--out",
         model.to_str().unwrap(),
         "--json",
@@ -524,6 +532,7 @@ fn backtest(dir: &Path, input: &[&str], train_snaps: &[&str], later: &[&str]) ->
     assert!(r.ok, "train: {}", r.stderr);
     let t = json(&r.stdout);
     assert_eq!(t["report"]["time_split"]["column"], "snapshot");
+    assert!(t["report"]["time_split"]["purged_rows"].as_u64().unwrap() > 0);
     let holdout_auc = t["metrics"]["holdout"]["auc"].as_f64().unwrap();
     let r = churn(&[
         "evaluate",
@@ -561,6 +570,7 @@ fn cdnow_purchases_backtest() {
             "30d",
         ],
         &["--snapshot", "1998-03-01"],
+        "90d",
     );
     // Recency and frequency predict a repeat purchase well on this log.
     assert!(holdout > 0.78, "holdout AUC {holdout}");
@@ -599,9 +609,10 @@ fn socialnet_subscriptions_backtest() {
             "--every",
             "7d",
         ],
+        "28d",
     );
-    // Few churners (about 80 rows in training, 17 later): the bar is "clearly better than
-    // chance".
+    // Few churners (47 training rows after the purge, 7 held out, 17 later): the bar is
+    // "clearly better than chance".
     assert!(holdout > 0.65, "holdout AUC {holdout}");
     assert!(later > 0.65, "out-of-time AUC {later}");
     // The subscriptions stop at 2020-06-01 (the events go on to 06-30): renewals after that

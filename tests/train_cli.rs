@@ -345,6 +345,35 @@ fn split_by_holds_out_the_latest_period_and_is_not_a_feature() {
     // A share below one period still holds out the latest whole period.
     let j = json(&train(&["--split-by", "snapshot", "--holdout", "0.1"]).stdout);
     assert_eq!(j["report"]["holdout_rows"], 100);
+    // Purging 31 days drops 2020-02-01 (its label would reach past 03-01), keeps 01-01.
+    let j = json(
+        &train(&[
+            "--split-by",
+            "snapshot",
+            "--holdout",
+            "0.3",
+            "--purge",
+            "31d",
+        ])
+        .stdout,
+    );
+    assert_eq!(j["report"]["train_rows"], 100);
+    assert_eq!(j["report"]["holdout_rows"], 200);
+    assert_eq!(j["report"]["time_split"]["purged_rows"], 100);
+    assert_eq!(j["report"]["time_split"]["purge_days"], 31);
+    let r = train(&[
+        "--split-by",
+        "snapshot",
+        "--holdout",
+        "0.3",
+        "--purge",
+        "90d",
+    ]);
+    assert!(
+        !r.ok && r.stderr.contains("no training rows left"),
+        "{}",
+        r.stderr
+    );
 
     let r = train(&["--split-by", "nope"]);
     assert!(!r.ok && r.stderr.contains("'nope'"), "{}", r.stderr);

@@ -47,6 +47,11 @@ pub struct TrainArgs {
     /// not a feature. A backtest: the model is measured on a later period than it learned from.
     #[arg(long, value_name = "COL")]
     split_by: Option<String>,
+    /// With --split-by on dates: leave out training rows dated less than this before the first
+    /// held-out date, e.g. the label horizon (90d), so no training label looks into the held-out
+    /// period.
+    #[arg(long, value_name = "DAYS", requires = "split_by")]
+    purge: Option<String>,
     /// Cross-validation folds on the training part (0 = none).
     #[arg(long, default_value_t = 5)]
     folds: u32,
@@ -103,6 +108,17 @@ pub fn run(a: TrainArgs) -> Result<()> {
     opts.l2 = a.l2;
     opts.holdout = a.holdout;
     opts.split_by = a.split_by.clone();
+    opts.purge_days = a
+        .purge
+        .as_deref()
+        .map(|p| {
+            crate::features::time::parse_days(p).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--purge {p}: expected days such as 90d or weeks such as 4w"
+                ))
+            })
+        })
+        .transpose()?;
     opts.folds = a.folds;
     opts.seed = a.seed;
     opts.solver = if a.solver == "linfa" {
@@ -187,6 +203,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     if let Some(h) = &model.metrics.holdout {
         if let Some(ts) = &r.time_split {
+            if let Some(p) = ts.purge_days {
+                println!(
+                    "purged {} training rows dated less than {p} days before {}",
+                    ts.purged_rows, ts.holdout_from
+                );
+            }
             println!(
                 "backtest: trained on the {} rows with {} before {}, held out the {} rows from {} on",
                 r.train_rows, ts.column, ts.holdout_from, r.holdout_rows, ts.holdout_from

@@ -58,6 +58,12 @@ pub struct TrainingInfo {
 pub struct TimeSplit {
     pub column: String,
     pub holdout_from: String,
+    /// With `--purge`: training rows dated within this many days before `holdout_from` were left
+    /// out, so no training label looks into the held-out period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge_days: Option<u32>,
+    #[serde(default)]
+    pub purged_rows: u64,
 }
 
 /// A count of cells for one feature.

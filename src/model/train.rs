@@ -37,6 +37,9 @@ pub struct TrainOptions {
     /// Hold out the latest rows by this column (e.g. the snapshot date) instead of a random
     /// stratified share; the column is not a feature.
     pub split_by: Option<String>,
+    /// With `split_by` holding dates: leave out training rows dated within this many days before
+    /// the holdout (the label horizon), so their labels do not look into the held-out period.
+    pub purge_days: Option<u32>,
     pub folds: u32,
     pub seed: u64,
     pub name: String,
@@ -59,6 +62,7 @@ impl TrainOptions {
             l2: None,
             holdout: 0.2,
             split_by: None,
+            purge_days: None,
             folds: 5,
             seed: 0,
             name: name.to_string(),
@@ -143,10 +147,12 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
     let mut time_split = None;
     let (train_idx, holdout_idx) = match &opts.split_by {
         Some(col) => {
-            let (tr, ho, from) = latest_split(table, col, opts.holdout)?;
+            let (tr, ho, from, purged) = latest_split(table, col, opts.holdout, opts.purge_days)?;
             time_split = Some(crate::model::file::TimeSplit {
                 column: col.clone(),
                 holdout_from: from,
+                purge_days: opts.purge_days,
+                purged_rows: purged,
             });
             (tr, ho)
         }
@@ -339,6 +345,9 @@ fn check_options(table: &Table, opts: &TrainOptions) -> Result<()> {
             "the label column '{}' cannot also be the id or dropped",
             opts.label
         )));
+    }
+    if opts.purge_days.is_some() && opts.split_by.is_none() {
+        return Err(Error::Usage("--purge goes with --split-by".into()));
     }
     if let Some(c) = &opts.split_by {
         if c == &opts.label || opts.id.as_ref() == Some(c) || opts.drop.contains(c) {
@@ -865,12 +874,15 @@ pub fn stratified_split(y: &[bool], share: f64, seed: u64) -> (Vec<usize>, Vec<u
 /// A backtest split: the rows with the latest values of `column` (numbers by value, text in text
 /// order, so ISO dates order by time) go to the holdout, taking whole values from the latest
 /// back until at least `share` of the rows are held out, and leaving at least one value for
-/// training. Returns (training rows, holdout rows, first holdout value).
+/// training. With `purge` days, the column must hold dates, and training rows dated less than
+/// `purge` days before the first held-out date are left out. Returns (training rows, holdout rows,
+/// first holdout value, rows purged).
 pub fn latest_split(
     table: &Table,
     column: &str,
     share: f64,
-) -> Result<(Vec<usize>, Vec<usize>, String)> {
+    purge: Option<u32>,
+) -> Result<(Vec<usize>, Vec<usize>, String, u64)> {
     let col = table
         .column(column)
         .ok_or_else(|| Error::column(&table.path, column, "no such column"))?;
@@ -927,19 +939,58 @@ pub fn latest_split(
         held += count(&distinct[cut]);
     }
     let from = distinct[cut].clone();
-    let (mut train, mut holdout) = (Vec::new(), Vec::new());
+    let day = |k: &Key<'_>| match k {
+        Key::Text(t) => crate::features::time::parse_day(t),
+        Key::Number(x) => crate::features::time::parse_day(&format!("{x}")),
+    };
+    // The first day a training row may not reach: its date plus the purge must stay before it.
+    let limit = match purge {
+        None => None,
+        Some(p) => Some((
+            i64::from(p),
+            day(&from).ok_or_else(|| {
+                Error::column(
+                    &table.path,
+                    column,
+                    "--purge needs dates (YYYY-MM-DD) in the --split-by column",
+                )
+            })?,
+        )),
+    };
+    let (mut train, mut holdout, mut purged) = (Vec::new(), Vec::new(), 0u64);
     for (i, k) in keys.iter().enumerate() {
         if *k >= from {
             holdout.push(i);
-        } else {
-            train.push(i);
+            continue;
         }
+        if let Some((p, first)) = limit {
+            let d = day(k).ok_or_else(|| {
+                Error::cell(
+                    &table.path,
+                    table.lines[i],
+                    column,
+                    "--purge needs a date (YYYY-MM-DD) in every row of the --split-by column",
+                )
+            })?;
+            if d + p > first {
+                purged += 1;
+                continue;
+            }
+        }
+        train.push(i);
+    }
+    if train.is_empty() {
+        return Err(Error::column(
+            &table.path,
+            column,
+            "--split-by: no training rows left before the held-out period (a shorter --purge or a smaller --holdout)",
+        ));
     }
     let from = match from {
         Key::Number(x) => x.to_string(),
         Key::Text(t) => t.to_string(),
     };
-    Ok((train, holdout, from))
+    Ok((train, holdout, from, purged))
 }
 
 /// Stratified fold number for each row.
