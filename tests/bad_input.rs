@@ -280,3 +280,25 @@ fn crlf_files_name_the_right_line() {
         &["ragged.csv: line 42", "ragged row"],
     );
 }
+
+#[test]
+fn a_closed_stdout_pipe_ends_a_command_quietly() {
+    // `churn inspect ... | head -0`: the reader is gone before the first write.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_churn"))
+        .args(["inspect", "--model", "models/telco"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "{:?}",
+        out.status
+    );
+}
