@@ -273,63 +273,24 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
     order.par_sort_unstable_by(|a, b| natural_cmp(&shards[a.0].ids[a.1], &shards[b.0].ids[b.1]));
 
     let mut writer = write::FeatureWriter::create(&job.out, &metric_cols, labelled)?;
-    let csv = writer.wants_csv();
-    let active_within = r.active_within.map(i64::from);
+    let rows_of = SnapshotRows {
+        shards: &shards,
+        subs: subs.as_ref(),
+        tl: &tl,
+        cols: &metric_cols,
+        label: job.label,
+        horizon: i64::from(job.horizon),
+        qualifying: qualifying.unwrap_or(0),
+        active_within: r.active_within.map(i64::from),
+        csv: writer.wants_csv(),
+    };
     let mut snapshots = Vec::new();
     let mut rows = 0;
     for &s in &tl.snapshots {
         let day = time::format_day(s);
         let chunks: Vec<write::RowChunk> = order
             .par_chunks(4096)
-            .map(|part| {
-                let mut chunk = write::RowChunk::default();
-                let mut values = Vec::with_capacity(metric_cols.len());
-                for &(k, c) in part {
-                    let shard = &shards[k];
-                    let id = &shard.ids[c];
-                    let v = shard.view(c);
-                    let sub = match &subs {
-                        Some(subs) => match subs.on(id, s) {
-                            Some(st) => Some(st),
-                            None => continue,
-                        },
-                        None => {
-                            if v.first_day >= s {
-                                continue;
-                            }
-                            if let Some(a) = active_within {
-                                match v.latest(tl.before(s)) {
-                                    Some(t) if s - time::day_of(t) <= a => {}
-                                    _ => continue,
-                                }
-                            }
-                            None
-                        }
-                    };
-                    let label = match job.label {
-                        LabelKind::None => None,
-                        LabelKind::NoActivity => {
-                            let ch = qualifying.unwrap_or(0);
-                            Some(v.count(ch, tl.window(s, s + i64::from(job.horizon))) == 0)
-                        }
-                        LabelKind::SubscriptionEnd => {
-                            let end = sub.as_ref().and_then(|x| x.run_end);
-                            Some(end.is_some_and(|e| e < s + i64::from(job.horizon)))
-                        }
-                    };
-                    metrics::compute(&metric_cols, &v, sub.as_ref(), s, &tl, &mut values);
-                    chunk.push(
-                        csv,
-                        id,
-                        &day,
-                        &metric_cols,
-                        &values,
-                        sub.as_ref().and_then(|x| x.plan),
-                        label,
-                    );
-                }
-                chunk
-            })
+            .map(|part| rows_of.chunk(part, s, &day))
             .collect();
         let mut summary = SnapshotSummary {
             snapshot: day.clone(),
@@ -359,6 +320,66 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
         seconds,
         events_per_second: events as f64 / read_seconds.max(1e-9),
     })
+}
+
+/// Makes the rows of one snapshot.
+struct SnapshotRows<'a> {
+    shards: &'a [Shard],
+    subs: Option<&'a Subscriptions>,
+    tl: &'a Timeline,
+    cols: &'a [metrics::MetricColumn],
+    label: LabelKind,
+    horizon: i64,
+    /// Channel of the events that count as activity for the label.
+    qualifying: usize,
+    active_within: Option<i64>,
+    csv: bool,
+}
+
+impl SnapshotRows<'_> {
+    /// The rows of the customers in `part` (shard, index) who are active on day `s`.
+    fn chunk(&self, part: &[(usize, usize)], s: i64, day: &str) -> write::RowChunk {
+        let tl = self.tl;
+        let mut chunk = write::RowChunk::default();
+        let mut values = Vec::with_capacity(self.cols.len());
+        for &(k, c) in part {
+            let shard = &self.shards[k];
+            let id = &shard.ids[c];
+            let v = shard.view(c);
+            // Who is in: subscribers on the day, or else customers seen before it (and, with
+            // active_within, recently).
+            let sub = match self.subs {
+                Some(subs) => match subs.on(id, s) {
+                    Some(st) => Some(st),
+                    None => continue,
+                },
+                None => {
+                    let recent = |a: i64| {
+                        v.latest(tl.before(s))
+                            .is_some_and(|t| s - time::day_of(t) <= a)
+                    };
+                    if v.first_day >= s || self.active_within.is_some_and(|a| !recent(a)) {
+                        continue;
+                    }
+                    None
+                }
+            };
+            let label = match self.label {
+                LabelKind::None => None,
+                LabelKind::NoActivity => {
+                    Some(v.count(self.qualifying, tl.window(s, s + self.horizon)) == 0)
+                }
+                LabelKind::SubscriptionEnd => {
+                    let end = sub.as_ref().and_then(|x| x.run_end);
+                    Some(end.is_some_and(|e| e < s + self.horizon))
+                }
+            };
+            metrics::compute(self.cols, &v, sub.as_ref(), s, tl, &mut values);
+            let plan = sub.as_ref().and_then(|x| x.plan);
+            chunk.push(self.csv, id, day, self.cols, &values, plan, label);
+        }
+        chunk
+    }
 }
 
 /// Ids in natural order: all-digit ids by value, others as text.
