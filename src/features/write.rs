@@ -60,12 +60,12 @@ impl RowChunk {
                 if let Some(p) = plan {
                     push_csv_field(out, p.as_bytes());
                 }
-            } else if x.is_nan() {
             } else if x.fract() == 0.0 && x.abs() < 1e15 {
                 let _ = write!(out, "{}", x as i64);
-            } else {
+            } else if !x.is_nan() {
                 out.extend_from_slice(ryu.format(x).as_bytes());
             }
+            // NaN (missing) stays an empty field.
         }
         if let Some(l) = label {
             out.extend_from_slice(if l { b",1" } else { b",0" });

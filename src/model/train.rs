@@ -920,25 +920,30 @@ pub fn latest_split(
             }
         }
     }
-    let mut distinct = keys.clone();
-    distinct.sort_by(|a, b| a.partial_cmp(b).expect("no NaN keys"));
-    distinct.dedup();
-    if distinct.len() < 2 {
+    let mut sorted = keys.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).expect("no NaN keys"));
+    if sorted.first() == sorted.last() {
         return Err(Error::column(
             &table.path,
             column,
             "--split-by: needs at least two distinct values (one to train on, a later one to hold out)",
         ));
     }
-    let count = |k: &Key<'_>| keys.iter().filter(|x| *x == k).count();
+    // Whole values from the latest back, until the share is reached; the earliest value always
+    // stays for training.
     let want = (share * n as f64).ceil() as usize;
-    let mut cut = distinct.len() - 1;
-    let mut held = count(&distinct[cut]);
-    while held < want && cut > 1 {
-        cut -= 1;
-        held += count(&distinct[cut]);
+    let mut cut = n;
+    while cut > 0 {
+        let start = sorted[..cut].partition_point(|x| x < &sorted[cut - 1]);
+        if start == 0 {
+            break;
+        }
+        cut = start;
+        if n - cut >= want {
+            break;
+        }
     }
-    let from = distinct[cut].clone();
+    let from = sorted[cut].clone();
     let day = |k: &Key<'_>| match k {
         Key::Text(t) => crate::features::time::parse_day(t),
         Key::Number(x) => crate::features::time::parse_day(&format!("{x}")),
