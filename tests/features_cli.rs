@@ -29,6 +29,16 @@ z,2020-06-30,view,
 // d: the same event twice: two events on one active day.
 // z: makes the data reach past every horizon used here.
 
+/// Snapshots 2020-02-01, 02-15 and 02-29.
+const SERIES: [&str; 6] = [
+    "--from",
+    "2020-02-01",
+    "--to",
+    "2020-03-01",
+    "--every",
+    "14d",
+];
+
 fn features(dir: &Path, events: &str, extra: &[&str]) -> (Vec<Row>, common::Run) {
     let out = dir.join("f.csv");
     let mut args = vec![
@@ -128,14 +138,7 @@ fn windows_edges_zones_duplicates_and_the_label_are_exact() {
 #[test]
 fn order_does_not_matter_and_later_events_only_move_the_label() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "--from",
-        "2020-02-01",
-        "--to",
-        "2020-03-01",
-        "--every",
-        "14d",
-    ];
+    let args = SERIES;
     let ev = write(dir.path(), "events.csv", EVENTS);
     let (sorted, _) = features(dir.path(), &ev, &args);
     let snaps: std::collections::BTreeSet<&str> =
@@ -411,14 +414,7 @@ fn write_parquet_events(path: &Path) {
 #[test]
 fn parquet_in_and_out_match_csv() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "--from",
-        "2020-02-01",
-        "--to",
-        "2020-03-01",
-        "--every",
-        "14d",
-    ];
+    let args = SERIES;
     let ev = write(dir.path(), "events.csv", EVENTS);
     let (from_csv, _) = features(dir.path(), &ev, &args);
     let pq = dir.path().join("events.parquet");
@@ -447,14 +443,7 @@ fn postgres_events_match_the_file() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "--from",
-        "2020-02-01",
-        "--to",
-        "2020-03-01",
-        "--every",
-        "14d",
-    ];
+    let args = SERIES;
     let ev = write(dir.path(), "events.csv", EVENTS);
     let (from_csv, _) = features(dir.path(), &ev, &args);
     let mut pg = common::PgSchema::new(&url);
