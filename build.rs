@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/churn/v1/churn.proto"];
+    let protos = [
+        "proto/churn/v1/churn.proto",
+        "proto/inference/v2/grpc_predict_v2.proto",
+    ];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }
@@ -16,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Tensor bytes as `bytes::Bytes`: decoded as slices of the request buffer, not copies.
+        .bytes(".inference")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -36,6 +36,11 @@ pub enum Error {
     #[error("invalid features: {}", violations_message(.0))]
     InvalidFeatures(Vec<FieldViolation>),
 
+    /// An Open Inference Protocol request's tensors are invalid; one violation per offending tensor
+    /// (or tensor and row).
+    #[error("invalid input tensors: {}", violations_message(.0))]
+    InvalidTensors(Vec<FieldViolation>),
+
     #[error("model not found: {0}")]
     ModelNotFound(String),
 

@@ -14,6 +14,12 @@ pub use error::{Error, FieldViolation, Result};
 pub use model::{ChurnModel, Explanation, RiskTier};
 pub use schema::{FeatureSchema, Value};
 
+/// Types generated from `proto/inference/v2/grpc_predict_v2.proto`: the Open Inference Protocol
+/// (KServe V2).
+pub mod inference {
+    tonic::include_proto!("inference");
+}
+
 /// Types generated from `proto/churn/v1/churn.proto`.
 pub mod proto {
     tonic::include_proto!("churn.v1");

@@ -1,172 +1,15 @@
 //! `churn serve` over loopback with a real tonic client: every RPC, every error path, hot reload
 //! under load, a broken model file, SIGHUP, health, reflection, metrics and graceful shutdown.
 mod common;
-use churn::proto::churn_service_client::ChurnServiceClient;
-use churn::proto::{self, FeatureValue, ScoreRequest, feature_value::Kind};
+mod grpc;
+use churn::proto::{self, ScoreRequest};
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use grpc::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
-
-struct Server {
-    child: Child,
-    addr: String,
-    metrics: String,
-    _log: tempfile::NamedTempFile,
-}
-
-impl Server {
-    /// Starts `churn serve` on free ports and waits for its address line.
-    fn start(models: &Path, extra: &[&str]) -> Server {
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_churn"))
-            .args([
-                "serve",
-                "--models",
-                models.to_str().unwrap(),
-                "--addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
-            .args(if extra.contains(&"--poll-seconds") {
-                &[][..]
-            } else {
-                &["--poll-seconds", "0.2"][..]
-            })
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let grab = |pat: &str, end: char| -> String {
-            let i = line
-                .find(pat)
-                .unwrap_or_else(|| panic!("no '{pat}' in: {line}"))
-                + pat.len();
-            line[i..]
-                .split(end)
-                .next()
-                .unwrap()
-                .trim_end_matches(';')
-                .to_string()
-        };
-        let addr = format!("http://{}", grab("gRPC on ", ' ').trim_end_matches(','));
-        let metrics = format!("http://{}/metrics", grab("metrics on http://", '/'));
-        Server {
-            child,
-            addr,
-            metrics,
-            _log: log,
-        }
-    }
-
-    async fn client(&self) -> ChurnServiceClient<Channel> {
-        ChurnServiceClient::connect(self.addr.clone())
-            .await
-            .unwrap()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self._log.path()).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A repository holding the bundled model as telco/1.
-fn repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    install(
-        dir.path(),
-        "telco",
-        1,
-        &root().join("models/telco/1/model.json"),
-    );
-    dir
-}
-
-/// Copies a model file into `repo/name/version/model.json` atomically (temp file + rename).
-fn install(repo: &Path, name: &str, version: u64, from: &Path) -> PathBuf {
-    let d = repo.join(name).join(version.to_string());
-    std::fs::create_dir_all(&d).unwrap();
-    let tmp = d.join(".model.json.tmp");
-    std::fs::copy(from, &tmp).unwrap();
-    let path = d.join("model.json");
-    std::fs::rename(&tmp, &path).unwrap();
-    path
-}
-
-fn num(x: f64) -> FeatureValue {
-    FeatureValue {
-        kind: Some(Kind::Number(x)),
-    }
-}
-
-fn text(s: &str) -> FeatureValue {
-    FeatureValue {
-        kind: Some(Kind::Text(s.into())),
-    }
-}
-
-/// The first Telco rows as requests, with their JSON for `churn explain`.
-fn telco_requests(n: usize) -> Vec<(ScoreRequest, serde_json::Value)> {
-    telco_rows(n)
-        .into_iter()
-        .map(|(customer_id, map)| {
-            let features = map
-                .iter()
-                .map(|(k, v)| {
-                    let value = match v {
-                        serde_json::Value::Number(x) => num(x.as_f64().unwrap()),
-                        other => text(other.as_str().unwrap()),
-                    };
-                    (k.clone(), value)
-                })
-                .collect();
-            let request = ScoreRequest {
-                customer_id,
-                features,
-                top_k: 3,
-                model: String::new(),
-            };
-            (request, serde_json::Value::Object(map))
-        })
-        .collect()
-}
-
-fn violations(s: &tonic::Status) -> Vec<(String, String)> {
-    s.get_details_bad_request()
-        .expect("a google.rpc.BadRequest detail")
-        .field_violations
-        .into_iter()
-        .map(|v| (v.field, v.description))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn score_equals_explain_and_every_rpc_answers() {
@@ -735,14 +578,6 @@ async fn reflection_lists_the_services_and_metrics_count_requests() {
         "{m}"
     );
     assert!(m.contains("churn_scores_total{tier="), "{m}");
-}
-
-async fn channel(addr: &str) -> Channel {
-    tonic::transport::Endpoint::from_shared(addr.to_string())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
 }
 
 /// GET over HTTP/1.1 with the standard library: enough for a metrics page.

@@ -21,7 +21,7 @@ pub struct ServeArgs {
     /// Refuse requests with missing features instead of imputing them.
     #[arg(long)]
     pub strict: bool,
-    /// Most rows one ScoreBatch call may carry.
+    /// Most rows one ScoreBatch or ModelInfer call may carry.
     #[arg(long, default_value_t = 1000)]
     pub max_batch: usize,
     /// Seconds between checks of the model folder for new or changed files.

@@ -64,6 +64,22 @@ pub fn scored(tier: i32) {
     metrics::counter!("churn_scores_total", "tier" => t).increment(1);
 }
 
+/// Counts a call's scored rows by tier, one counter update per tier.
+pub fn scored_tiers(tiers: &[RiskTier]) {
+    let mut n = [0u64; 3];
+    for t in tiers {
+        n[*t as usize] += 1;
+    }
+    for (t, count) in [RiskTier::Low, RiskTier::Medium, RiskTier::High]
+        .into_iter()
+        .zip(n)
+    {
+        if count > 0 {
+            metrics::counter!("churn_scores_total", "tier" => t.as_str()).increment(count);
+        }
+    }
+}
+
 pub fn model_loaded(id: &str, loaded: bool) {
     let (name, version) = id.split_once('@').unwrap_or((id, ""));
     metrics::gauge!("churn_model_loaded", "model" => name.to_string(), "version" => version.to_string())

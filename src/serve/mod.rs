@@ -1,13 +1,16 @@
-//! `churn serve`: the gRPC scoring service. churn.v1.ChurnService, grpc.health.v1 (overall and per
-//! service), server reflection, Prometheus metrics over HTTP, a model registry that reloads on file
+//! `churn serve`: the gRPC scoring service. churn.v1.ChurnService and, on the same port, the Open
+//! Inference Protocol's inference.GRPCInferenceService; grpc.health.v1 (overall and per service),
+//! server reflection, Prometheus metrics over HTTP, a model registry that reloads on file
 //! changes and SIGHUP, and a graceful stop on SIGTERM or Ctrl-C.
 mod convert;
 pub mod metrics;
 pub mod registry;
 mod service;
 pub mod status;
+pub mod v2;
 
 use crate::error::{Error, Result};
+use crate::inference::grpc_inference_service_server::GrpcInferenceServiceServer;
 use crate::proto::churn_service_server::ChurnServiceServer;
 use registry::{ModelRegistry, ReloadReport};
 use service::ChurnApi;
@@ -48,6 +51,7 @@ async fn set_health(reporter: &HealthReporter, serving: bool) {
     };
     reporter.set_service_status("", status).await;
     reporter.set_service_status(CHURN_SERVICE, status).await;
+    reporter.set_service_status(v2::SERVICE_NAME, status).await;
 }
 
 fn log_reload(r: &ReloadReport) {
@@ -151,6 +155,7 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         .build_v1alpha()
         .map_err(|e| Error::Usage(e.to_string()))?;
     let api = ChurnApi::new(registry.clone(), cfg.strict, cfg.max_batch);
+    let v2_api = v2::InferenceApi::new(registry.clone(), cfg.strict, cfg.max_batch);
 
     let stopping = Arc::new(tokio::sync::Notify::new());
     let shutdown = {
@@ -174,6 +179,7 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ChurnServiceServer::new(api))
+        .add_service(GrpcInferenceServiceServer::new(v2_api))
         .serve_with_incoming_shutdown(incoming, shutdown);
     let drain = cfg.drain;
     let result = tokio::select! {

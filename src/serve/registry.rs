@@ -63,6 +63,14 @@ impl Catalog {
         self.models.values().flat_map(|v| v.values())
     }
 
+    /// The loaded versions of one name, lowest first.
+    pub fn versions(&self, name: &str) -> impl Iterator<Item = u64> + '_ {
+        self.models
+            .get(name)
+            .into_iter()
+            .flat_map(|v| v.keys().copied())
+    }
+
     pub fn default_name(&self) -> Option<&str> {
         self.default.as_deref()
     }

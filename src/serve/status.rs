@@ -5,7 +5,10 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 pub fn code_of(e: &Error) -> Code {
     match e {
-        Error::InvalidFeatures(_) | Error::Usage(_) | Error::Data { .. } => Code::InvalidArgument,
+        Error::InvalidFeatures(_)
+        | Error::InvalidTensors(_)
+        | Error::Usage(_)
+        | Error::Data { .. } => Code::InvalidArgument,
         Error::ModelNotFound(_) => Code::NotFound,
         Error::Overloaded(_) => Code::ResourceExhausted,
         Error::Io { .. } | Error::Model { .. } | Error::Training(_) => Code::Internal,
@@ -17,7 +20,7 @@ pub fn code_of(e: &Error) -> Code {
 pub fn to_status(e: &Error) -> Status {
     let code = code_of(e);
     match e {
-        Error::InvalidFeatures(v) => {
+        Error::InvalidFeatures(v) | Error::InvalidTensors(v) => {
             Status::with_error_details(code, e.to_string(), bad_request(v))
         }
         _ => Status::new(code, e.to_string()),
