@@ -171,3 +171,16 @@ pub async fn channel(addr: &str) -> Channel {
         .await
         .unwrap()
 }
+
+impl Server {
+    /// A client of the Open Inference Protocol service on the same port.
+    pub async fn v2_client(
+        &self,
+    ) -> churn::inference::grpc_inference_service_client::GrpcInferenceServiceClient<Channel> {
+        churn::inference::grpc_inference_service_client::GrpcInferenceServiceClient::connect(
+            self.addr.clone(),
+        )
+        .await
+        .unwrap()
+    }
+}

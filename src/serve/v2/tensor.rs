@@ -655,3 +655,548 @@ pub fn encode(
         (t, None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{CategoricalEncoding, FeatureDef, NumericEncoding, Transform};
+
+    fn numeric(name: &str) -> FeatureDef {
+        FeatureDef {
+            name: name.into(),
+            kind: FeatureKind::Numeric(NumericEncoding {
+                transform: Transform::None,
+                impute: 0.0,
+                mean: 0.0,
+                std: 1.0,
+            }),
+        }
+    }
+
+    fn categorical(name: &str) -> FeatureDef {
+        FeatureDef {
+            name: name.into(),
+            kind: FeatureKind::Categorical(CategoricalEncoding::new(
+                vec!["a".into(), "b".into()],
+                vec![0.5, 0.5],
+                0,
+            )),
+        }
+    }
+
+    /// tenure (numeric), plan (categorical).
+    fn mixed() -> FeatureSchema {
+        FeatureSchema::new(vec![numeric("tenure"), categorical("plan")])
+    }
+
+    fn all_numeric() -> FeatureSchema {
+        FeatureSchema::new(vec![numeric("x"), numeric("y"), numeric("z")])
+    }
+
+    fn input(name: &str, datatype: &str, shape: &[i64]) -> InferInputTensor {
+        InferInputTensor {
+            name: name.into(),
+            datatype: datatype.into(),
+            shape: shape.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn typed(mut t: InferInputTensor, c: InferTensorContents) -> InferInputTensor {
+        t.contents = Some(c);
+        t
+    }
+
+    fn raw_f64(v: &[f64]) -> Bytes {
+        v.iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect::<Vec<u8>>()
+            .into()
+    }
+
+    fn raw_strings(v: &[&str]) -> Bytes {
+        let mut b = Vec::new();
+        for s in v {
+            b.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            b.extend_from_slice(s.as_bytes());
+        }
+        b.into()
+    }
+
+    /// Input tensors with their raw contents.
+    type RawInputs = Vec<(InferInputTensor, Bytes)>;
+
+    fn raw_request(inputs: RawInputs) -> ModelInferRequest {
+        let (inputs, raw): (Vec<_>, Vec<_>) = inputs.into_iter().unzip();
+        ModelInferRequest {
+            inputs,
+            raw_input_contents: raw,
+            ..Default::default()
+        }
+    }
+
+    fn rows<'a>(b: &InputBatch<'a>) -> Vec<Vec<Value<'a>>> {
+        (0..b.rows())
+            .map(|i| {
+                let mut r = Vec::new();
+                b.fill_row(i, &mut r);
+                r
+            })
+            .collect()
+    }
+
+    /// The one violation a request gets, as (field, description).
+    fn error_of(req: &ModelInferRequest, schema: &FeatureSchema) -> (String, String) {
+        let v = decode(req, schema).expect_err("should be refused");
+        assert_eq!(v.len(), 1, "{v:?}");
+        (v[0].field.clone(), v[0].description.clone())
+    }
+
+    #[test]
+    fn raw_columns_of_every_numeric_type_and_bytes_decode_to_rows() {
+        let schema = mixed();
+        let plan = (input("plan", "BYTES", &[3]), raw_strings(&["b", "", "zz"]));
+        let cases: Vec<(&str, Bytes)> = vec![
+            ("FP64", raw_f64(&[1.5, f64::NAN, -2.0])),
+            (
+                "FP32",
+                [1.5f32, f32::NAN, -2.0]
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect::<Vec<u8>>()
+                    .into(),
+            ),
+        ];
+        for (dt, bytes) in cases {
+            let req = raw_request(vec![(input("tenure", dt, &[3, 1]), bytes), plan.clone()]);
+            let b = decode(&req, &schema).unwrap();
+            assert!(b.raw);
+            assert_eq!(
+                rows(&b),
+                vec![
+                    vec![Value::Number(1.5), Value::Text("b")],
+                    vec![Value::Missing, Value::Missing],
+                    vec![Value::Number(-2.0), Value::Text("zz")],
+                ],
+                "{dt}"
+            );
+        }
+        let ints: Vec<(&str, Bytes)> = vec![
+            (
+                "INT32",
+                [7i32, -1, 0]
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect::<Vec<u8>>()
+                    .into(),
+            ),
+            (
+                "INT64",
+                [7i64, -1, 0]
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect::<Vec<u8>>()
+                    .into(),
+            ),
+        ];
+        for (dt, bytes) in ints {
+            let req = raw_request(vec![plan.clone(), (input("tenure", dt, &[3]), bytes)]);
+            let b = decode(&req, &schema).unwrap();
+            let got: Vec<Value> = rows(&b).into_iter().map(|r| r[0]).collect();
+            assert_eq!(
+                got,
+                vec![Value::Number(7.0), Value::Number(-1.0), Value::Number(0.0)],
+                "{dt}"
+            );
+        }
+    }
+
+    #[test]
+    fn typed_columns_decode_like_raw_ones() {
+        let schema = mixed();
+        let plan = typed(
+            input("plan", "BYTES", &[2]),
+            InferTensorContents {
+                bytes_contents: vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")],
+                ..Default::default()
+            },
+        );
+        let numbers = [
+            (
+                "FP64",
+                InferTensorContents {
+                    fp64_contents: vec![3.0, 4.0],
+                    ..Default::default()
+                },
+            ),
+            (
+                "FP32",
+                InferTensorContents {
+                    fp32_contents: vec![3.0, 4.0],
+                    ..Default::default()
+                },
+            ),
+            (
+                "INT32",
+                InferTensorContents {
+                    int_contents: vec![3, 4],
+                    ..Default::default()
+                },
+            ),
+            (
+                "INT64",
+                InferTensorContents {
+                    int64_contents: vec![3, 4],
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (dt, c) in numbers {
+            let req = ModelInferRequest {
+                inputs: vec![typed(input("tenure", dt, &[2]), c), plan.clone()],
+                ..Default::default()
+            };
+            let b = decode(&req, &schema).unwrap();
+            assert!(!b.raw);
+            assert_eq!(
+                rows(&b),
+                vec![
+                    vec![Value::Number(3.0), Value::Text("a")],
+                    vec![Value::Number(4.0), Value::Text("b")],
+                ],
+                "{dt}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_matrix_feeds_an_all_numeric_model_in_schema_order() {
+        let schema = all_numeric();
+        let m: Vec<u8> = [1f32, 2.0, 3.0, 4.0, f32::NAN, 6.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let req = raw_request(vec![(input("features", "FP32", &[2, 3]), m.into())]);
+        let b = decode(&req, &schema).unwrap();
+        assert_eq!(
+            rows(&b),
+            vec![
+                vec![Value::Number(1.0), Value::Number(2.0), Value::Number(3.0)],
+                vec![Value::Number(4.0), Value::Missing, Value::Number(6.0)],
+            ]
+        );
+        assert_eq!(
+            b.locate(&schema, 2, 1),
+            ("features".to_string(), "row 1, column 2 (z)".to_string())
+        );
+        let typed_req = ModelInferRequest {
+            inputs: vec![typed(
+                input("m", "FP64", &[1, 3]),
+                InferTensorContents {
+                    fp64_contents: vec![9.0, 8.0, 7.0],
+                    ..Default::default()
+                },
+            )],
+            ..Default::default()
+        };
+        let b = decode(&typed_req, &schema).unwrap();
+        assert_eq!(
+            rows(&b),
+            vec![vec![
+                Value::Number(9.0),
+                Value::Number(8.0),
+                Value::Number(7.0)
+            ]]
+        );
+    }
+
+    #[test]
+    fn a_matrix_is_refused_with_the_reason_naming_the_tensor() {
+        let m = raw_f64(&[1.0, 2.0]);
+        let req = raw_request(vec![(input("features", "FP64", &[1, 2]), m.clone())]);
+        let (field, why) = error_of(&req, &mixed());
+        assert_eq!(field, "features");
+        assert!(why.contains("categorical features (plan)"), "{why}");
+
+        let (field, why) = error_of(&req, &all_numeric());
+        assert_eq!(field, "features");
+        assert!(
+            why.contains("shape [1, 2]") && why.contains("[N, 3]"),
+            "{why}"
+        );
+
+        let ints = raw_request(vec![(
+            input("features", "INT64", &[1, 3]),
+            raw_f64(&[0.0; 3]),
+        )]);
+        let (_, why) = error_of(&ints, &all_numeric());
+        assert!(
+            why.contains("datatype INT64") && why.contains("FP64 or FP32"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn wrong_datatypes_are_named() {
+        let schema = mixed();
+        let plan = (input("plan", "BYTES", &[1]), raw_strings(&["a"]));
+        let tenure = (input("tenure", "FP64", &[1]), raw_f64(&[1.0]));
+        // A number sent as BYTES (its own text).
+        let req = raw_request(vec![
+            (input("tenure", "BYTES", &[1]), raw_strings(&["1.0"])),
+            plan.clone(),
+        ]);
+        let (field, why) = error_of(&req, &schema);
+        assert_eq!(field, "tenure");
+        assert!(
+            why.contains("datatype BYTES") && why.contains(NUMERIC_TYPES),
+            "{why}"
+        );
+        // Types the protocol has but a numeric input does not take.
+        for dt in ["FP16", "BOOL", "UINT8", "INT8"] {
+            let req = raw_request(vec![
+                (input("tenure", dt, &[1]), vec![0u8; 2].into()),
+                plan.clone(),
+            ]);
+            let (field, why) = error_of(&req, &schema);
+            assert_eq!(field, "tenure");
+            assert!(why.contains(&format!("datatype {dt}")), "{why}");
+        }
+        // A categorical sent as numbers.
+        let req = raw_request(vec![
+            tenure.clone(),
+            (input("plan", "FP64", &[1]), raw_f64(&[1.0])),
+        ]);
+        let (field, why) = error_of(&req, &schema);
+        assert_eq!(field, "plan");
+        assert!(
+            why.contains("datatype FP64") && why.contains("BYTES"),
+            "{why}"
+        );
+        // Not a protocol type at all.
+        let req = raw_request(vec![
+            (input("tenure", "FLOAT64", &[1]), raw_f64(&[1.0])),
+            plan,
+        ]);
+        let (_, why) = error_of(&req, &schema);
+        assert!(why.contains("unknown datatype \"FLOAT64\""), "{why}");
+    }
+
+    #[test]
+    fn wrong_shapes_and_lengths_are_named() {
+        let schema = mixed();
+        let plan = |n: usize| {
+            (
+                input("plan", "BYTES", &[n as i64]),
+                raw_strings(&vec!["a"; n]),
+            )
+        };
+        let cases: Vec<(RawInputs, &str, &str)> = vec![
+            (
+                vec![
+                    (input("tenure", "FP64", &[2, 2]), raw_f64(&[0.0; 4])),
+                    plan(2),
+                ],
+                "tenure",
+                "shape [2, 2]",
+            ),
+            (
+                vec![(input("tenure", "FP64", &[-1]), raw_f64(&[])), plan(1)],
+                "tenure",
+                "shape [-1]",
+            ),
+            (
+                vec![(input("tenure", "FP64", &[2]), raw_f64(&[1.0])), plan(2)],
+                "tenure",
+                "raw contents are 8 bytes, but shape [2] of FP64 needs 2 x 8",
+            ),
+            (
+                vec![(input("tenure", "FP64", &[3]), raw_f64(&[0.0; 3])), plan(2)],
+                "plan",
+                "has 2 rows (shape [2]) but tenure has 3",
+            ),
+            (
+                vec![
+                    (input("tenure", "FP64", &[2]), raw_f64(&[0.0; 2])),
+                    (input("plan", "BYTES", &[2]), raw_strings(&["a"])),
+                ],
+                "plan",
+                "hold 1 elements, but shape [2] needs 2",
+            ),
+            (
+                vec![
+                    (input("tenure", "FP64", &[1]), raw_f64(&[0.0])),
+                    (input("plan", "BYTES", &[1]), vec![1u8, 0].into()),
+                ],
+                "plan",
+                "end inside element 0's 4-byte length prefix",
+            ),
+            (
+                vec![
+                    (input("tenure", "FP64", &[1]), raw_f64(&[0.0])),
+                    (
+                        input("plan", "BYTES", &[1]),
+                        vec![9u8, 0, 0, 0, b'a'].into(),
+                    ),
+                ],
+                "plan",
+                "element 0 says 9 bytes, but only 1 remain",
+            ),
+            (
+                vec![
+                    (input("tenure", "FP64", &[1]), raw_f64(&[0.0])),
+                    (
+                        input("plan", "BYTES", &[1]),
+                        vec![1u8, 0, 0, 0, 0xff].into(),
+                    ),
+                ],
+                "plan",
+                "element 0 is not UTF-8",
+            ),
+        ];
+        for (inputs, field, want) in cases {
+            let req = raw_request(inputs);
+            let (f, why) = error_of(&req, &schema);
+            assert_eq!(f, field, "{why}");
+            assert!(why.contains(want), "wanted '{want}' in '{why}'");
+        }
+    }
+
+    #[test]
+    fn typed_contents_in_the_wrong_field_or_count_are_named() {
+        let schema = mixed();
+        let plan = typed(
+            input("plan", "BYTES", &[1]),
+            InferTensorContents {
+                bytes_contents: vec![Bytes::from_static(b"a")],
+                ..Default::default()
+            },
+        );
+        // FP64 declared, values in fp32_contents.
+        let req = ModelInferRequest {
+            inputs: vec![
+                typed(
+                    input("tenure", "FP64", &[1]),
+                    InferTensorContents {
+                        fp32_contents: vec![1.0],
+                        ..Default::default()
+                    },
+                ),
+                plan.clone(),
+            ],
+            ..Default::default()
+        };
+        let (f, why) = error_of(&req, &schema);
+        assert_eq!(f, "tenure");
+        assert!(
+            why.contains("contents.fp64_contents holds 0 values, but shape [1] needs 1"),
+            "{why}"
+        );
+        // No contents at all for the BYTES input.
+        let req = ModelInferRequest {
+            inputs: vec![
+                typed(
+                    input("tenure", "FP64", &[1]),
+                    InferTensorContents {
+                        fp64_contents: vec![1.0],
+                        ..Default::default()
+                    },
+                ),
+                input("plan", "BYTES", &[1]),
+            ],
+            ..Default::default()
+        };
+        let (f, why) = error_of(&req, &schema);
+        assert_eq!(f, "plan");
+        assert!(why.contains("bytes_contents holds 0 values"), "{why}");
+    }
+
+    #[test]
+    fn missing_unknown_and_repeated_inputs_are_all_named_at_once() {
+        let schema = mixed();
+        let req = raw_request(vec![
+            (input("tenure", "FP64", &[1]), raw_f64(&[1.0])),
+            (input("tenure", "FP64", &[1]), raw_f64(&[1.0])),
+            (input("tenur", "FP64", &[1]), raw_f64(&[1.0])),
+        ]);
+        let v = decode(&req, &schema).unwrap_err();
+        let fields: Vec<(&str, &str)> = v
+            .iter()
+            .map(|v| (v.field.as_str(), v.description.as_str()))
+            .collect();
+        assert_eq!(fields.len(), 3, "{fields:?}");
+        assert_eq!(fields[0], ("tenure", "given more than once"));
+        assert_eq!(fields[1].0, "tenur");
+        assert!(fields[1].1.starts_with("unknown input"), "{fields:?}");
+        assert_eq!(fields[2].0, "plan");
+        assert!(fields[2].1.contains("missing input") && fields[2].1.contains("BYTES"));
+    }
+
+    #[test]
+    fn raw_and_typed_contents_cannot_be_mixed_or_miscounted() {
+        let schema = mixed();
+        let mut req = raw_request(vec![
+            (input("tenure", "FP64", &[1]), raw_f64(&[1.0])),
+            (input("plan", "BYTES", &[1]), raw_strings(&["a"])),
+        ]);
+        req.inputs[1].contents = Some(InferTensorContents {
+            bytes_contents: vec![Bytes::from_static(b"a")],
+            ..Default::default()
+        });
+        let (f, why) = error_of(&req, &schema);
+        assert_eq!(f, "plan");
+        assert!(why.contains("raw_input_contents"), "{why}");
+
+        req.inputs[1].contents = None;
+        req.raw_input_contents.pop();
+        let (f, why) = error_of(&req, &schema);
+        assert_eq!(f, "raw_input_contents");
+        assert!(why.contains("1 entries for 2 inputs"), "{why}");
+    }
+
+    #[test]
+    fn a_huge_shape_is_refused_without_allocating_for_it() {
+        let schema = mixed();
+        let req = raw_request(vec![
+            (input("tenure", "FP64", &[1 << 40]), raw_f64(&[1.0])),
+            (input("plan", "BYTES", &[1 << 40]), raw_strings(&["a"])),
+        ]);
+        let v = decode(&req, &schema).unwrap_err();
+        assert_eq!(v.len(), 2, "{v:?}");
+        let overflow = raw_request(vec![(input("m", "FP64", &[i64::MAX, 3]), raw_f64(&[]))]);
+        let (_, why) = error_of(&overflow, &all_numeric());
+        assert!(why.contains("too large"), "{why}");
+    }
+
+    #[test]
+    fn outputs_encode_raw_little_endian_or_typed() {
+        let (t, raw) = encode("p", vec![2], OutputData::Fp64(vec![0.25, -1.0]), true);
+        assert_eq!((t.name.as_str(), t.datatype.as_str()), ("p", "FP64"));
+        assert!(t.contents.is_none());
+        let raw = raw.unwrap();
+        assert_eq!(&raw[..8], &0.25f64.to_le_bytes());
+        assert_eq!(&raw[8..], &(-1.0f64).to_le_bytes());
+
+        let (t, raw) = encode(
+            "tier",
+            vec![2],
+            OutputData::Bytes(vec!["LOW", "HIGH"]),
+            true,
+        );
+        assert_eq!(t.datatype, "BYTES");
+        assert_eq!(raw.unwrap(), raw_strings(&["LOW", "HIGH"]));
+
+        let (t, raw) = encode(
+            "tier",
+            vec![2],
+            OutputData::Bytes(vec!["LOW", "HIGH"]),
+            false,
+        );
+        assert!(raw.is_none());
+        let c = t.contents.unwrap();
+        assert_eq!(c.bytes_contents, vec![&b"LOW"[..], &b"HIGH"[..]]);
+        let (t, _) = encode("p", vec![1, 1], OutputData::Fp64(vec![0.5]), false);
+        assert_eq!(t.shape, vec![1, 1]);
+        assert_eq!(t.contents.unwrap().fp64_contents, vec![0.5]);
+    }
+}
