@@ -215,3 +215,22 @@ pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
         })
         .collect()
 }
+
+/// The Python with the interop clients (`.ci/python-env` makes it): CHURN_TEST_PYTHON, else the
+/// default venv; or None after saying loudly that the calling test is skipped.
+pub fn test_python(test: &str) -> Option<PathBuf> {
+    let p = match std::env::var_os("CHURN_TEST_PYTHON") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/churn-test-venv/bin/python"),
+    };
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "\n*** SKIPPED: no Python with the interop clients at {} (run `bash .ci/python-env`, or set CHURN_TEST_PYTHON), so {test} did not run ***\n",
+            p.display()
+        );
+        None
+    }
+}
