@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Serving benchmark: starts `churn serve` on the bundled models (client and server on this machine),
+# Serving benchmark (churn.v1 and the Open Inference Protocol): starts `churn serve` on the bundled models (client and server on this machine),
 # runs the load generator over the scenarios below, and reports the server's peak RSS.
 # Usage: bash benches/serve_bench.sh [seconds per scenario, default 10]
 set -euo pipefail
@@ -18,4 +18,9 @@ $gen --addr "$addr" --method score --concurrency 1 --seconds "$secs"
 $gen --addr "$addr" --method score --concurrency 32 --seconds "$secs"
 $gen --addr "$addr" --method batch --rows 100 --concurrency 1 --seconds "$secs"
 $gen --addr "$addr" --method batch --rows 100 --concurrency 8 --seconds "$secs"
+# The Open Inference Protocol (KServe V2) on the same port: ModelInfer with raw tensors.
+$gen --addr "$addr" --method infer --rows 1 --concurrency 1 --seconds "$secs"
+$gen --addr "$addr" --method infer --rows 1 --concurrency 32 --seconds "$secs"
+$gen --addr "$addr" --method infer --rows 100 --concurrency 1 --seconds "$secs"
+$gen --addr "$addr" --method infer --rows 100 --concurrency 32 --seconds "$secs"
 echo "server peak RSS $(awk '/VmHWM/{print $2" "$3}' /proc/$pid/status), now $(awk '/VmRSS/{print $2" "$3}' /proc/$pid/status)"

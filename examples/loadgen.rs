@@ -1,8 +1,14 @@
-//! Load generator for `churn serve`: latency percentiles and throughput of Score or ScoreBatch at a
-//! given concurrency, over a few HTTP/2 connections, for a bounded time. Requests are real Telco
-//! rows. Usage:
-//!   cargo run --release --example loadgen -- --addr http://127.0.0.1:50051 --method score \
-//!       --concurrency 32 --seconds 10 [--rows 100] [--connections 4] [--warmup 1]
+//! Load generator for `churn serve`: latency percentiles and throughput of churn.v1 Score or
+//! ScoreBatch, or the Open Inference Protocol's ModelInfer, at a given concurrency, over a few HTTP/2
+//! connections, for a bounded time. Requests are real Telco rows. Usage:
+//!   cargo run --release --example loadgen -- --addr http://127.0.0.1:50051 \
+//!       --method score|batch|infer --concurrency 32 --seconds 10 [--rows 100] [--connections 4] \
+//!       [--warmup 1]
+//! `infer` sends raw tensors, one per input as ModelMetadata lists them, `--rows` rows per call,
+//! the way tritonclient does.
+use churn::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use churn::inference::model_infer_request::InferInputTensor;
+use churn::inference::{ModelInferRequest, ModelMetadataRequest};
 use churn::proto::churn_service_client::ChurnServiceClient;
 use churn::proto::{FeatureValue, ScoreBatchRequest, ScoreRequest, feature_value::Kind};
 use hdrhistogram::Histogram;
@@ -47,6 +53,11 @@ fn parse() -> Args {
         a.seconds > 0.0 && a.seconds <= 600.0,
         "--seconds must be in (0, 600]"
     );
+    assert!(
+        matches!(a.method.as_str(), "score" | "batch" | "infer"),
+        "--method score|batch|infer"
+    );
+    assert!(a.rows >= 1, "--rows must be at least 1");
     if a.connections == 0 {
         a.connections = a.concurrency.clamp(1, 4);
     }
@@ -82,6 +93,55 @@ fn telco_rows(n: usize) -> Vec<ScoreRequest> {
         .collect()
 }
 
+/// V2 requests of `rows` Telco rows each, raw tensors built from the model's metadata.
+async fn infer_requests(
+    client: &mut GrpcInferenceServiceClient<tonic::transport::Channel>,
+    rows: &[ScoreRequest],
+    per_call: usize,
+) -> Vec<ModelInferRequest> {
+    let meta = client
+        .model_metadata(ModelMetadataRequest {
+            name: "telco".into(),
+            version: String::new(),
+        })
+        .await
+        .expect("ModelMetadata")
+        .into_inner();
+    rows.chunks_exact(per_call)
+        .map(|chunk| {
+            let mut req = ModelInferRequest {
+                model_name: meta.name.clone(),
+                ..Default::default()
+            };
+            for t in &meta.inputs {
+                let mut raw = Vec::new();
+                for r in chunk {
+                    match (
+                        t.datatype.as_str(),
+                        r.features.get(&t.name).and_then(|v| v.kind.clone()),
+                    ) {
+                        ("BYTES", Some(Kind::Text(s))) => {
+                            raw.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                            raw.extend_from_slice(s.as_bytes());
+                        }
+                        ("BYTES", _) => raw.extend_from_slice(&0u32.to_le_bytes()),
+                        (_, Some(Kind::Number(x))) => raw.extend_from_slice(&x.to_le_bytes()),
+                        (_, _) => raw.extend_from_slice(&f64::NAN.to_le_bytes()),
+                    }
+                }
+                req.inputs.push(InferInputTensor {
+                    name: t.name.clone(),
+                    datatype: t.datatype.clone(),
+                    shape: vec![chunk.len() as i64],
+                    ..Default::default()
+                });
+                req.raw_input_contents.push(raw.into());
+            }
+            req
+        })
+        .collect()
+}
+
 #[tokio::main]
 async fn main() {
     let a = parse();
@@ -94,15 +154,24 @@ async fn main() {
             .connect()
             .await
             .expect("connect");
-        channels.push(ChurnServiceClient::new(ch));
+        channels.push(ch);
     }
+    let infer = if a.method == "infer" {
+        let mut c = GrpcInferenceServiceClient::new(channels[0].clone());
+        infer_requests(&mut c, &rows, a.rows).await
+    } else {
+        Vec::new()
+    };
     let start = Instant::now();
     let warm_end = start + Duration::from_secs_f64(a.warmup);
     let end = warm_end + Duration::from_secs_f64(a.seconds);
     let mut tasks = Vec::new();
     for w in 0..a.concurrency {
-        let mut c = channels[w % channels.len()].clone();
+        let ch = channels[w % channels.len()].clone();
+        let mut v1 = ChurnServiceClient::new(ch.clone());
+        let mut v2 = GrpcInferenceServiceClient::new(ch);
         let rows = rows.clone();
+        let infer = infer.clone();
         let method = a.method.clone();
         let batch_rows = a.rows;
         tasks.push(tokio::spawn(async move {
@@ -114,16 +183,23 @@ async fn main() {
                 if t >= end {
                     break;
                 }
-                let ok = if method == "batch" {
-                    let req = ScoreBatchRequest {
-                        rows: rows[..batch_rows].to_vec(),
-                        model: String::new(),
-                        top_k: 3,
-                    };
-                    c.score_batch(req).await.is_ok()
-                } else {
-                    i = (i + 1) % rows.len();
-                    c.score(rows[i].clone()).await.is_ok()
+                let ok = match method.as_str() {
+                    "batch" => {
+                        let req = ScoreBatchRequest {
+                            rows: rows[..batch_rows].to_vec(),
+                            model: String::new(),
+                            top_k: 3,
+                        };
+                        v1.score_batch(req).await.is_ok()
+                    }
+                    "infer" => {
+                        i = (i + 1) % infer.len();
+                        v2.model_infer(infer[i].clone()).await.is_ok()
+                    }
+                    _ => {
+                        i = (i + 1) % rows.len();
+                        v1.score(rows[i].clone()).await.is_ok()
+                    }
                 };
                 if t >= warm_end {
                     h.record(t.elapsed().as_micros().max(1) as u64).unwrap();
@@ -142,13 +218,13 @@ async fn main() {
         calls += c;
         errors += e;
     }
-    let per_call = if a.method == "batch" { a.rows } else { 1 };
+    let per_call = if a.method == "score" { 1 } else { a.rows };
     println!(
         "{} concurrency {} connections {}{}: {} calls in {:.1} s, {:.0} calls/s ({:.0} rows/s), errors {}; latency us p50 {} p90 {} p99 {} p99.9 {} max {}",
         a.method,
         a.concurrency,
         a.connections,
-        if a.method == "batch" {
+        if a.method != "score" {
             format!(" rows {}", a.rows)
         } else {
             String::new()
