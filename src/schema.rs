@@ -271,7 +271,8 @@ impl FeatureSchema {
         (row, violations)
     }
 
-    fn feature_list(&self) -> String {
+    /// The feature names for messages (the first 30 and a count when there are more).
+    pub fn feature_list(&self) -> String {
         let names: Vec<&str> = self.features.iter().map(|f| f.name.as_str()).collect();
         if names.len() > 30 {
             format!("{}, ... ({} in all)", names[..30].join(", "), names.len())

@@ -134,19 +134,23 @@ fn tier_name(t: i32) -> &'static str {
     }
 }
 
-async fn inputs_of(
-    c: &mut churn::inference::grpc_inference_service_client::GrpcInferenceServiceClient<
-        tonic::transport::Channel,
-    >,
-) -> Inputs {
-    let m = c
-        .model_metadata(ModelMetadataRequest {
-            name: "telco".into(),
-            version: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+type V2Client = churn::inference::grpc_inference_service_client::GrpcInferenceServiceClient<
+    tonic::transport::Channel,
+>;
+
+/// ModelMetadata of telco at `version` ("" = the serving one).
+async fn metadata(c: &mut V2Client, version: &str) -> ModelMetadataResponse {
+    c.model_metadata(ModelMetadataRequest {
+        name: "telco".into(),
+        version: version.into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+async fn inputs_of(c: &mut V2Client) -> Inputs {
+    let m = metadata(c, "").await;
     m.inputs.into_iter().map(|t| (t.name, t.datatype)).collect()
 }
 
@@ -201,14 +205,7 @@ async fn readiness_and_metadata_describe_the_model_exactly() {
     // Inputs: every feature, in schema order, FP64 for numbers and BYTES for categoricals.
     let file = json(&std::fs::read_to_string(&model).unwrap());
     let features = file["features"].as_array().unwrap();
-    let m = c
-        .model_metadata(ModelMetadataRequest {
-            name: "telco".into(),
-            version: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let m = metadata(&mut c, "").await;
     assert_eq!(m.name, "telco");
     assert_eq!(m.versions, ["1", "2"]);
     assert_eq!(m.platform, "churn");
@@ -236,15 +233,7 @@ async fn readiness_and_metadata_describe_the_model_exactly() {
             ("contributions", "FP64", &[-1, f][..]),
         ]
     );
-    let one = c
-        .model_metadata(ModelMetadataRequest {
-            name: "telco".into(),
-            version: "1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(one.versions, ["1"]);
+    assert_eq!(metadata(&mut c, "1").await.versions, ["1"]);
 
     for (name, version) in [("nope", ""), ("telco", "9"), ("telco", "x")] {
         let err = c

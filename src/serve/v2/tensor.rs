@@ -243,7 +243,7 @@ pub fn decode<'a>(
                 &t.name,
                 format!(
                     "unknown input: the model's inputs are its features ({}), one tensor each, or one FP64/FP32 [N, F] tensor for an all-numeric model",
-                    feature_names(schema)
+                    schema.feature_list()
                 ),
             )),
         }
@@ -292,15 +292,6 @@ pub fn decode<'a>(
         layout: Layout::Columns(cols),
         raw,
     })
-}
-
-fn feature_names(schema: &FeatureSchema) -> String {
-    let names: Vec<&str> = schema.features().iter().map(|f| f.name.as_str()).collect();
-    if names.len() > 30 {
-        format!("{}, ... ({} in all)", names[..30].join(", "), names.len())
-    } else {
-        names.join(", ")
-    }
 }
 
 fn expected_type(kind: &FeatureKind) -> &'static str {
