@@ -1,5 +1,5 @@
 use crate::error::{Error, Result};
-use crate::serve::{ServeConfig, run};
+use crate::serve::{Limits, Security, ServeConfig, run};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +36,40 @@ pub struct ServeArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// PEM certificate chain: serve TLS only (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates signed by it (mutual TLS).
+    #[arg(long)]
+    pub tls_client_ca: Option<PathBuf>,
+    /// API key file, one key a line (plain, or sha256:<hex>); calls then need
+    /// `authorization: Bearer <key>`. Health stays open. Re-read when it changes.
+    #[arg(long)]
+    pub api_keys: Option<PathBuf>,
+    /// Largest request message in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_message_bytes: usize,
+    /// Calls in flight at once; past it calls get RESOURCE_EXHAUSTED at once instead of queueing.
+    #[arg(long, default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// Longest a call may run, in seconds (a shorter grpc-timeout from the caller wins).
+    #[arg(long, default_value_t = 10.0)]
+    pub deadline_seconds: f64,
+    /// Open connections at once; past it new connections are closed.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    #[arg(long, default_value_t = 256)]
+    pub max_streams_per_connection: u32,
+    /// Seconds between HTTP/2 keepalive PINGs; a PING unanswered for --keepalive-timeout-seconds
+    /// closes the connection.
+    #[arg(long, default_value_t = 30)]
+    pub keepalive_seconds: u64,
+    #[arg(long, default_value_t = 10)]
+    pub keepalive_timeout_seconds: u64,
 }
 
 pub fn run_serve(a: ServeArgs) -> Result<()> {
@@ -46,6 +80,18 @@ pub fn run_serve(a: ServeArgs) -> Result<()> {
     if a.poll_seconds.is_nan() || a.poll_seconds <= 0.0 {
         return Err(Error::Usage("--poll-seconds must be positive".into()));
     }
+    if !(a.deadline_seconds > 0.0 && a.deadline_seconds <= 86_400.0) {
+        return Err(Error::Usage(
+            "--deadline-seconds must be above 0 and at most 86400".into(),
+        ));
+    }
+    let positive = |flag: &str, n: usize| {
+        if n == 0 {
+            Err(Error::Usage(format!("{flag} must be at least 1")))
+        } else {
+            Ok(n)
+        }
+    };
     let cfg = ServeConfig {
         models: a.models.clone(),
         addr: parse("--addr", &a.addr)?,
@@ -59,6 +105,20 @@ pub fn run_serve(a: ServeArgs) -> Result<()> {
         poll: Duration::from_secs_f64(a.poll_seconds),
         default_model: a.default_model.clone(),
         drain: Duration::from_secs(a.drain_seconds),
+        security: Security {
+            tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+            client_ca: a.tls_client_ca.clone(),
+            api_keys: a.api_keys.clone(),
+        },
+        limits: Limits {
+            max_message_bytes: a.max_message_bytes,
+            max_in_flight: positive("--max-in-flight", a.max_in_flight)?,
+            deadline: Duration::from_secs_f64(a.deadline_seconds),
+            max_connections: positive("--max-connections", a.max_connections)?,
+            max_streams_per_connection: a.max_streams_per_connection.max(1),
+            keepalive: Duration::from_secs(a.keepalive_seconds.max(1)),
+            keepalive_timeout: Duration::from_secs(a.keepalive_timeout_seconds.max(1)),
+        },
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();

@@ -2,7 +2,10 @@
 //! Inference Protocol's inference.GRPCInferenceService; grpc.health.v1 (overall and per service),
 //! server reflection, Prometheus metrics over HTTP, a model registry that reloads on file
 //! changes and SIGHUP, and a graceful stop on SIGTERM or Ctrl-C.
+mod conn;
 mod convert;
+pub mod guard;
+pub mod keys;
 pub mod metrics;
 pub mod registry;
 mod service;
@@ -19,7 +22,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -38,6 +40,74 @@ pub struct ServeConfig {
     pub default_model: Option<String>,
     /// How long in-flight calls may take to finish after a stop signal.
     pub drain: Duration,
+    pub security: Security,
+    pub limits: Limits,
+}
+
+/// Who may connect and call.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// PEM certificate chain and private key: serve TLS only.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// PEM CA bundle: every client must present a certificate it signed (mTLS).
+    pub client_ca: Option<PathBuf>,
+    /// API key file: every call but health checks needs `authorization: Bearer <key>`.
+    pub api_keys: Option<PathBuf>,
+}
+
+/// Bounds that keep one client, or many, from taking the server down.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request message, in bytes.
+    pub max_message_bytes: usize,
+    /// Calls in flight at once; past it, RESOURCE_EXHAUSTED at once.
+    pub max_in_flight: usize,
+    /// Longest a call may run.
+    pub deadline: Duration,
+    /// Open connections at once; past it, new ones are closed.
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_streams_per_connection: u32,
+    /// HTTP/2 PING interval, and how long an unanswered PING may wait before the connection closes.
+    pub keepalive: Duration,
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 4 << 20,
+            max_in_flight: 1024,
+            deadline: Duration::from_secs(10),
+            max_connections: 1024,
+            max_streams_per_connection: 256,
+            keepalive: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+fn read_pem(flag: &str, path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Usage(format!("{flag} {}: {e}", path.display())))
+}
+
+/// The server's TLS settings, read and checked before anything listens.
+fn tls_config(sec: &Security) -> Result<Option<tonic::transport::ServerTlsConfig>> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let Some((cert, key)) = &sec.tls else {
+        if sec.client_ca.is_some() {
+            return Err(Error::Usage(
+                "--tls-client-ca needs --tls-cert and --tls-key (client certificates are checked over TLS)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let identity = Identity::from_pem(read_pem("--tls-cert", cert)?, read_pem("--tls-key", key)?);
+    let mut cfg = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &sec.client_ca {
+        cfg = cfg.client_ca_root(Certificate::from_pem(read_pem("--tls-client-ca", ca)?));
+    }
+    Ok(Some(cfg))
 }
 
 /// The names health is reported under: overall ("") and each service.
@@ -52,6 +122,21 @@ async fn set_health(reporter: &HealthReporter, serving: bool) {
     reporter.set_service_status("", status).await;
     reporter.set_service_status(CHURN_SERVICE, status).await;
     reporter.set_service_status(v2::SERVICE_NAME, status).await;
+}
+
+fn log_keys_reload(keys: &keys::ApiKeys, r: &keys::KeysReload) {
+    match r {
+        keys::KeysReload::Unchanged => {}
+        keys::KeysReload::Loaded(n) => {
+            tracing::info!(path = %keys.path().display(), keys = n, "API keys loaded");
+            if *n == 0 {
+                tracing::warn!("the API key file holds no key: every call but health is refused");
+            }
+        }
+        keys::KeysReload::Failed(why) => {
+            tracing::error!(error = %why, "API key file unreadable; the previous keys stay in force")
+        }
+    }
 }
 
 fn log_reload(r: &ReloadReport) {
@@ -71,6 +156,15 @@ fn log_reload(r: &ReloadReport) {
 /// Runs the server until SIGTERM or Ctrl-C, then drains in-flight calls and returns.
 pub async fn run(cfg: ServeConfig) -> Result<()> {
     let prometheus = metrics::install();
+    let tls = tls_config(&cfg.security)?;
+    let api_keys = match &cfg.security.api_keys {
+        Some(p) => {
+            let k = Arc::new(keys::ApiKeys::open(p)?);
+            log_keys_reload(&k, &keys::KeysReload::Loaded(k.current().len()));
+            Some(k)
+        }
+        None => None,
+    };
     let (registry, first) = ModelRegistry::open(&cfg.models, cfg.default_model.clone())?;
     log_reload(&first);
     let registry = Arc::new(registry);
@@ -99,7 +193,15 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
     };
     // Tests and scripts read this line to learn the ports (e.g. with --addr 127.0.0.1:0).
     println!(
-        "churn serve: gRPC on {local}{}; models: {}",
+        "churn serve: gRPC on {local} ({}){}; models: {}",
+        match (&tls, &cfg.security.client_ca, &api_keys) {
+            (None, _, None) => "plaintext, no API keys",
+            (None, _, Some(_)) => "plaintext, API keys",
+            (Some(_), None, None) => "TLS, no API keys",
+            (Some(_), None, Some(_)) => "TLS, API keys",
+            (Some(_), Some(_), None) => "TLS with client certificates, no API keys",
+            (Some(_), Some(_), Some(_)) => "TLS with client certificates, API keys",
+        },
         metrics_local
             .map(|m| format!(", metrics on http://{m}/metrics"))
             .unwrap_or_default(),
@@ -112,9 +214,10 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
     );
     tracing::info!(%local, "listening");
 
-    // Reload on a timer and on SIGHUP.
+    // Reload models and API keys on a timer and on SIGHUP.
     let reloader = {
         let registry = registry.clone();
+        let api_keys = api_keys.clone();
         let reporter = reporter.clone();
         let poll = cfg.poll;
         tokio::spawn(async move {
@@ -128,6 +231,9 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
                     Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                         tracing::info!("SIGHUP: reloading models");
                     }
+                }
+                if let Some(k) = &api_keys {
+                    log_keys_reload(k, &k.reload());
                 }
                 let r = registry.clone();
                 let Ok(report) = tokio::task::spawn_blocking(move || r.reload()).await else {
@@ -154,8 +260,20 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let api = ChurnApi::new(registry.clone(), cfg.strict, cfg.max_batch);
-    let v2_api = v2::InferenceApi::new(registry.clone(), cfg.strict, cfg.max_batch);
+    let limits = &cfg.limits;
+    let api = ChurnServiceServer::new(ChurnApi::new(registry.clone(), cfg.strict, cfg.max_batch))
+        .max_decoding_message_size(limits.max_message_bytes);
+    let v2_api = GrpcInferenceServiceServer::new(v2::InferenceApi::new(
+        registry.clone(),
+        cfg.strict,
+        cfg.max_batch,
+    ))
+    .max_decoding_message_size(limits.max_message_bytes);
+    let gate = guard::GuardLayer::new(guard::GuardConfig {
+        keys: api_keys,
+        max_in_flight: limits.max_in_flight,
+        deadline: limits.deadline,
+    });
 
     let stopping = Arc::new(tokio::sync::Notify::new());
     let shutdown = {
@@ -168,18 +286,23 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
             stopping.notify_one();
         }
     };
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
-        s.inspect(|s| {
-            let _ = s.set_nodelay(true);
-        })
-    });
-    let server = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+    let incoming = conn::limited(listener, limits.max_connections);
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(limits.keepalive))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .max_concurrent_streams(limits.max_streams_per_connection);
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| Error::Usage(format!("--tls-cert/--tls-key: {e}")))?;
+    }
+    let server = builder
+        .layer(gate)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ChurnServiceServer::new(api))
-        .add_service(GrpcInferenceServiceServer::new(v2_api))
+        .add_service(api)
+        .add_service(v2_api)
         .serve_with_incoming_shutdown(incoming, shutdown);
     let drain = cfg.drain;
     let result = tokio::select! {
