@@ -1,0 +1,447 @@
+//! `churn serve` hardened: TLS and mutual TLS with certificates made here (a CA, a server, clients,
+//! an expired one, a stranger's CA), API keys (none, wrong, right, reloaded, never logged; health
+//! open), load shedding under a bounded overload and recovery after it, and the connection and
+//! message limits. Real tonic clients over loopback against the real binary.
+mod common;
+mod grpc;
+use churn::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use churn::proto::churn_service_client::ChurnServiceClient;
+use churn::proto::{ScoreBatchRequest, ScoreRequest};
+use common::*;
+use grpc::*;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    date_time_ymd,
+};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tonic::Code;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// A certificate and its key, PEM.
+struct Pem {
+    cert: String,
+    key: String,
+}
+
+struct Pki {
+    ca: String,
+    server: Pem,
+    expired_server: Pem,
+    client: Pem,
+    expired_client: Pem,
+    /// A client certificate from another CA.
+    stranger: Pem,
+}
+
+fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, name);
+    let pem = p.self_signed(&key).unwrap().pem();
+    (pem, Issuer::new(p, key))
+}
+
+fn leaf(issuer: &Issuer<'static, KeyPair>, server: bool, expired: bool) -> Pem {
+    let key = KeyPair::generate().unwrap();
+    let names = if server {
+        vec!["localhost".to_string(), "127.0.0.1".to_string()]
+    } else {
+        Vec::new()
+    };
+    let mut p = CertificateParams::new(names).unwrap();
+    p.distinguished_name.push(
+        DnType::CommonName,
+        if server { "localhost" } else { "crm-backend" },
+    );
+    p.extended_key_usages = vec![if server {
+        ExtendedKeyUsagePurpose::ServerAuth
+    } else {
+        ExtendedKeyUsagePurpose::ClientAuth
+    }];
+    if expired {
+        p.not_before = date_time_ymd(2020, 1, 1);
+        p.not_after = date_time_ymd(2021, 1, 1);
+    }
+    Pem {
+        cert: p.signed_by(&key, issuer).unwrap().pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+fn pki() -> Pki {
+    let (ca_pem, issuer) = ca("churn test CA");
+    let (_, other) = ca("someone else's CA");
+    Pki {
+        ca: ca_pem,
+        server: leaf(&issuer, true, false),
+        expired_server: leaf(&issuer, true, true),
+        client: leaf(&issuer, false, false),
+        expired_client: leaf(&issuer, false, true),
+        stranger: leaf(&other, false, false),
+    }
+}
+
+fn save(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Connects over TLS trusting `ca`, presenting `identity` if given, and makes one Score call.
+async fn tls_score(
+    addr: &str,
+    ca: &str,
+    identity: Option<&Pem>,
+    key: Option<&str>,
+) -> Result<(), String> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("localhost");
+    if let Some(id) = identity {
+        tls = tls.identity(Identity::from_pem(&id.cert, &id.key));
+    }
+    let url = addr.replace("http://", "https://");
+    let ch = Endpoint::from_shared(url)
+        .unwrap()
+        .tls_config(tls)
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| format!("connect: {e:?}"))?;
+    score_on(ch, key).await
+}
+
+async fn score_on(ch: Channel, key: Option<&str>) -> Result<(), String> {
+    let mut req = tonic::Request::new(telco_requests(1)[0].0.clone());
+    req.set_timeout(Duration::from_secs(5));
+    if let Some(k) = key {
+        req.metadata_mut()
+            .insert("authorization", format!("Bearer {k}").parse().unwrap());
+    }
+    ChurnServiceClient::new(ch)
+        .score(req)
+        .await
+        .map(|_| ())
+        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_only_tls_clients_that_trust_it() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = save(dir.path(), "server.pem", &pki.server.cert);
+    let key = save(dir.path(), "server.key", &pki.server.key);
+    let repo = repo();
+    let srv = Server::start(
+        repo.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    tls_score(&srv.addr, &pki.ca, None, None)
+        .await
+        .expect("a TLS client that trusts the CA is served");
+    // A plain-text client gets nothing.
+    let plain = match Endpoint::from_shared(srv.addr.clone())
+        .unwrap()
+        .connect()
+        .await
+    {
+        Ok(ch) => score_on(ch, None).await,
+        Err(e) => Err(e.to_string()),
+    };
+    assert!(plain.is_err(), "plain-text client served by a TLS server");
+    // A client that trusts another CA refuses the server.
+    let (other_ca, _) = ca("another CA");
+    assert!(tls_score(&srv.addr, &other_ca, None, None).await.is_err());
+    drop(srv);
+
+    // An expired server certificate: clients refuse it.
+    let cert = save(dir.path(), "old.pem", &pki.expired_server.cert);
+    let key = save(dir.path(), "old.key", &pki.expired_server.key);
+    let srv = Server::start(
+        repo.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let err = tls_score(&srv.addr, &pki.ca, None, None)
+        .await
+        .expect_err("an expired server certificate is refused by the client");
+    assert!(
+        err.to_lowercase().contains("expired"),
+        "the client says why: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_admits_only_current_client_certificates_of_its_ca() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = save(dir.path(), "server.pem", &pki.server.cert);
+    let key = save(dir.path(), "server.key", &pki.server.key);
+    let ca = save(dir.path(), "ca.pem", &pki.ca);
+    let repo = repo();
+    let srv = Server::start(
+        repo.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--tls-client-ca",
+            ca.to_str().unwrap(),
+        ],
+    );
+    tls_score(&srv.addr, &pki.ca, Some(&pki.client), None)
+        .await
+        .expect("a client certificate of the CA is admitted");
+    for (what, id) in [
+        ("no client certificate", None),
+        ("an expired client certificate", Some(&pki.expired_client)),
+        ("a certificate of another CA", Some(&pki.stranger)),
+    ] {
+        let err = tls_score(&srv.addr, &pki.ca, id, None)
+            .await
+            .expect_err(what);
+        eprintln!("{what}: {err}");
+    }
+
+    // Bad TLS settings stop the server at start with a message naming the flag.
+    let r = churn(&[
+        "serve",
+        "--models",
+        repo.path().to_str().unwrap(),
+        "--tls-client-ca",
+        ca.to_str().unwrap(),
+    ]);
+    assert!(!r.ok && r.stderr.contains("--tls-client-ca needs --tls-cert"));
+    let r = churn(&[
+        "serve",
+        "--models",
+        repo.path().to_str().unwrap(),
+        "--tls-cert",
+        "/nonexistent.pem",
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        !r.ok && r.stderr.contains("--tls-cert /nonexistent.pem"),
+        "{}",
+        r.stderr
+    );
+}
+
+const KEY: &str = "k-7c1d9e52a0b3f4";
+const NEW_KEY: &str = "k-new-0e8f77a1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_required_reloaded_and_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let hashed = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest("k-hashed-5521"))
+    };
+    let keys = save(
+        dir.path(),
+        "keys",
+        &format!("# CRM backends\n{KEY}\nsha256:{hashed}\n"),
+    );
+    let repo = repo();
+    let srv = Server::start(
+        repo.path(),
+        &[
+            "--api-keys",
+            keys.to_str().unwrap(),
+            "--poll-seconds",
+            "0.2",
+        ],
+    );
+    let ch = channel(&srv.addr).await;
+
+    let no_key = score_on(ch.clone(), None).await.unwrap_err();
+    assert!(no_key.starts_with("Unauthenticated"), "{no_key}");
+    let wrong = score_on(ch.clone(), Some("k-wrong")).await.unwrap_err();
+    assert!(wrong.starts_with("Unauthenticated"), "{wrong}");
+    score_on(ch.clone(), Some(KEY)).await.unwrap();
+    score_on(ch.clone(), Some("k-hashed-5521")).await.unwrap();
+    // The V2 service is behind the same gate.
+    let mut v2 = GrpcInferenceServiceClient::new(ch.clone());
+    let err = v2
+        .server_metadata(churn::inference::ServerMetadataRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    // Health stays open.
+    let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+    let s = h
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.status, 1);
+
+    // A changed key file is picked up: the new key works and the removed one stops working.
+    save(dir.path(), "keys.tmp", &format!("{NEW_KEY}\n"));
+    std::fs::rename(dir.path().join("keys.tmp"), &keys).unwrap();
+    let start = Instant::now();
+    while score_on(ch.clone(), Some(NEW_KEY)).await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "new key never accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let old = score_on(ch.clone(), Some(KEY)).await.unwrap_err();
+    assert!(old.starts_with("Unauthenticated"), "{old}");
+    // A broken key file keeps the keys in force.
+    std::fs::write(&keys, "sha256:not-hex\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    score_on(ch.clone(), Some(NEW_KEY)).await.unwrap();
+
+    let metrics = reqwest_like_get(&srv.metrics).await;
+    assert!(
+        metrics.contains("churn_refused_total{reason=\"unauthenticated\"}"),
+        "{metrics}"
+    );
+    // Stop the server so that all it wrote is in the log, then look for any key in it.
+    srv.signal("-TERM");
+    let mut srv = srv;
+    srv.child.wait().unwrap();
+    let log = srv.log();
+    assert!(log.contains("API key file unreadable"), "{log}");
+    assert!(log.contains("line 1"), "{log}");
+    for k in [KEY, NEW_KEY, "k-wrong", "k-hashed-5521", hashed.as_str()] {
+        assert!(!log.contains(k), "a key is in the log:\n{log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_at_once_with_resource_exhausted_and_the_server_recovers() {
+    let repo = repo();
+    let srv = Server::start(repo.path(), &["--max-in-flight", "2"]);
+    let ch = channel(&srv.addr).await;
+    let rows: Vec<ScoreRequest> = telco_requests(1000).into_iter().map(|r| r.0).collect();
+    let batch = ScoreBatchRequest {
+        rows,
+        ..Default::default()
+    };
+    // 32 callers in a loop of 1,000-row batches for a bounded 3 s.
+    let end = Instant::now() + Duration::from_secs(3);
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let mut c = ChurnServiceClient::new(ch.clone());
+        let batch = batch.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut shed, mut other) = (0u32, 0u32, Vec::new());
+            while Instant::now() < end {
+                match c.score_batch(batch.clone()).await {
+                    Ok(r) => {
+                        assert_eq!(r.into_inner().rows.len(), 1000);
+                        ok += 1;
+                    }
+                    Err(s) if s.code() == Code::ResourceExhausted => {
+                        assert!(s.message().contains("--max-in-flight"), "{}", s.message());
+                        shed += 1;
+                    }
+                    Err(s) => other.push(format!("{:?} {}", s.code(), s.message())),
+                }
+            }
+            (ok, shed, other)
+        }));
+    }
+    // Health answers during the overload: probes are never shed.
+    let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = h
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.into_inner().status, 1);
+    let (mut ok, mut shed) = (0, 0);
+    for t in tasks {
+        let (o, s, other) = t.await.unwrap();
+        assert!(other.is_empty(), "unexpected errors: {other:?}");
+        ok += o;
+        shed += s;
+    }
+    assert!(ok > 0, "some calls were served");
+    assert!(
+        shed > 0,
+        "no call was shed with 32 callers and a limit of 2"
+    );
+    eprintln!("overload: {ok} batches served, {shed} shed");
+    // Afterwards every call is served.
+    let mut c = ChurnServiceClient::new(ch);
+    for _ in 0..20 {
+        c.score_batch(batch.clone()).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_and_message_limits_hold() {
+    let repo = repo();
+    let srv = Server::start(
+        repo.path(),
+        &["--max-connections", "2", "--max-message-bytes", "20000"],
+    );
+    let a = channel(&srv.addr).await;
+    let b = channel(&srv.addr).await;
+    score_on(a.clone(), None).await.unwrap();
+    score_on(b.clone(), None).await.unwrap();
+    // A third connection is closed at once.
+    let third = match Endpoint::from_shared(srv.addr.clone())
+        .unwrap()
+        .connect()
+        .await
+    {
+        Ok(ch) => score_on(ch, None).await,
+        Err(e) => Err(e.to_string()),
+    };
+    assert!(third.is_err(), "a third connection was served");
+    // Closing one frees its slot.
+    drop(b);
+    let start = Instant::now();
+    loop {
+        let ch = Endpoint::from_shared(srv.addr.clone())
+            .unwrap()
+            .connect()
+            .await;
+        if let Ok(ch) = ch
+            && score_on(ch, None).await.is_ok()
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "slot never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A message over --max-message-bytes is refused, and the connection goes on serving.
+    let rows: Vec<ScoreRequest> = telco_requests(100).into_iter().map(|r| r.0).collect();
+    let mut c = ChurnServiceClient::new(a.clone());
+    let err = c
+        .score_batch(ScoreBatchRequest {
+            rows,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{}", err.message());
+    score_on(a, None).await.unwrap();
+}
