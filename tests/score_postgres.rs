@@ -506,3 +506,139 @@ fn postgres_mistakes_are_named_and_passwords_never_shown() {
     assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
     assert!(!out.exists());
 }
+
+/// Terminates the backends whose query matches `like`, once one is running; returns how many.
+fn terminate_when_running(url: &str, like: &str) -> i64 {
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let t0 = std::time::Instant::now();
+    loop {
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+                &[&like],
+            )
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            return n;
+        }
+        assert!(t0.elapsed().as_secs() < 30, "no backend ran {like}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_connection_killed_by_the_server_fails_the_run_clearly_and_leaves_no_table() {
+    let Some(url) =
+        database_url("a_connection_killed_by_the_server_fails_the_run_clearly_and_leaves_no_table")
+    else {
+        return;
+    };
+    let mut db = PgSchema::new(&url);
+    let dir = tempfile::tempdir().unwrap();
+    let table = format!("{}.scores", db.name);
+    let head = telco_head(dir.path(), 20);
+    let r = score(&["--input", &head, "--output", &url, "--output-table", &table]);
+    assert!(r.ok, "{}", r.stderr);
+    let before: HashSet<String> = ids_in(&mut db, "scores").into_iter().collect();
+
+    // Output side: rows stream in through a pipe; PostgreSQL ends the writing connection while it
+    // copies into the staging table.
+    let text = std::fs::read_to_string(root().join(TELCO)).unwrap();
+    let fifo = dir.path().join("in.csv");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_churn"))
+        .args([
+            "score",
+            "--model",
+            "models/telco",
+            "--input",
+            fifo.to_str().unwrap(),
+            "--output",
+            &url,
+            "--output-table",
+            &table,
+            "--chunk-rows",
+            "100",
+        ])
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    {
+        use std::io::Write;
+        pipe.write_all((lines[..3001].join("\n") + "\n").as_bytes())
+            .unwrap();
+        pipe.flush().unwrap();
+        assert_eq!(
+            terminate_when_running(&url, "COPY %churn_stage% FROM STDIN%"),
+            1
+        );
+        // The rest of the input; the scorer may already have stopped reading.
+        let _ = pipe.write_all((lines[3001..].join("\n") + "\n").as_bytes());
+    }
+    drop(pipe);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the run should fail: {stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:5432/test") || stderr.contains("postgres"),
+        "the message names the database: {stderr}"
+    );
+    assert!(
+        stderr.contains("terminat") || stderr.contains("connection"),
+        "the message says the connection was lost: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    eprintln!("{stderr}");
+    let after: HashSet<String> = ids_in(&mut db, "scores").into_iter().collect();
+    assert_eq!(after, before, "the previous table is untouched");
+    assert_eq!(tables_in(&mut db), ["scores"], "no staging table is left");
+
+    // Input side: the query's rows come slowly; PostgreSQL ends the reading connection mid-copy.
+    db.load_telco("telco");
+    let csv_out = dir.path().join("scores.csv");
+    let query = format!(
+        "SELECT t.* FROM {}.telco t, generate_series(1, 10) g WHERE pg_sleep(0.0002) IS NOT NULL",
+        db.name
+    );
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_churn"))
+        .args([
+            "score",
+            "--model",
+            "models/telco",
+            "--input",
+            &url,
+            "--query",
+            &query,
+            "--id",
+            "customerID",
+            "--output",
+            csv_out.to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(terminate_when_running(&url, "COPY (%pg_sleep%"), 1);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the run should fail: {stderr}");
+    assert!(
+        stderr.contains("terminat") || stderr.contains("connection"),
+        "the message says the connection was lost: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!csv_out.exists(), "no partial output file");
+    eprintln!("{stderr}");
+}

@@ -48,6 +48,17 @@ fn db_error(url: &str, doing: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The text of an I/O error from a COPY stream: the PostgreSQL error inside it when there is one.
+fn io_message(e: &std::io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<postgres::Error>())
+    {
+        Some(pg) => pg_message(pg),
+        None => e.to_string(),
+    }
+}
+
 /// The full error text of a PostgreSQL error: its message, detail and hint.
 fn pg_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
@@ -61,7 +72,19 @@ fn pg_message(e: &postgres::Error) -> String {
             }
             m
         }
-        None => e.to_string(),
+        None => {
+            // A lost connection says little by itself; its causes say what happened.
+            let mut m = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                m += &format!(": {c}");
+                cause = c.source();
+            }
+            if e.is_closed() || m.contains("communicating") {
+                m += " (the connection to the database was lost; nothing was committed, so the run can be repeated)";
+            }
+            m
+        }
     }
 }
 
@@ -183,7 +206,7 @@ impl BlockSource for PgSource {
             .client
             .take()
             .ok_or_else(|| Error::Usage("internal: PostgreSQL input selected twice".into()))?;
-        let stream = CopyOutStream::start(client, copy, self.url.clone());
+        let stream = CopyOutStream::start(client, copy);
         let mut rows = CsvSource::new(self.name.clone(), stream, None, Numbering::Row)?;
         rows.select(columns)?;
         self.rows = Some(rows);
@@ -205,15 +228,14 @@ struct CopyOutStream {
 }
 
 impl CopyOutStream {
-    fn start(mut client: postgres::Client, sql: String, url: String) -> CopyOutStream {
+    fn start(mut client: postgres::Client, sql: String) -> CopyOutStream {
         let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(4);
         std::thread::spawn(move || {
             let mut reader = match client.copy_out(sql.as_str()) {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = tx.send(Err(std::io::Error::other(format!(
-                        "{}: reading the input: {}",
-                        redact(&url),
+                        "reading the input: {}",
                         pg_message(&e)
                     ))));
                     return;
@@ -234,8 +256,8 @@ impl CopyOutStream {
                         Ok(k) => n += k,
                         Err(e) => {
                             let _ = tx.send(Err(std::io::Error::other(format!(
-                                "{}: reading the input: {e}",
-                                redact(&url)
+                                "reading the input: {}",
+                                io_message(&e)
                             ))));
                             return;
                         }
@@ -467,7 +489,7 @@ fn write_table(
         match msg {
             Msg::Rows(b) => w
                 .write_all(&b)
-                .map_err(|e| db_error(url, "copying scores", e))?,
+                .map_err(|e| db_error(url, "copying scores", io_message(&e)))?,
             Msg::Commit => {
                 committed = true;
                 break;
