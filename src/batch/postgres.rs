@@ -112,7 +112,6 @@ impl Query {
 /// Rows of a query, as a [`BlockSource`]. The query's columns are known from a prepared statement
 /// before it runs; the rows stream once the needed columns are selected.
 pub struct PgSource {
-    url: String,
     name: PathBuf,
     query: String,
     client: Option<postgres::Client>,
@@ -133,7 +132,6 @@ impl PgSource {
             .map(|c| c.name().to_string())
             .collect();
         Ok(PgSource {
-            url: url.to_string(),
             name: PathBuf::from(format!(
                 "{} ({})",
                 redact(url),
