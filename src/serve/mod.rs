@@ -156,6 +156,18 @@ fn log_reload(r: &ReloadReport) {
 /// Runs the server until SIGTERM or Ctrl-C, then drains in-flight calls and returns.
 pub async fn run(cfg: ServeConfig) -> Result<()> {
     let prometheus = metrics::install();
+    // Histograms keep raw samples until drained; drain them on a timer so that memory stays flat
+    // whether or not anyone scrapes the metrics port.
+    let upkeep = {
+        let handle = prometheus.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        })
+    };
     let tls = tls_config(&cfg.security)?;
     let api_keys = match &cfg.security.api_keys {
         Some(p) => {
@@ -313,6 +325,7 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         }
     };
     reloader.abort();
+    upkeep.abort();
     tracing::info!("stopped");
     result
 }
