@@ -455,23 +455,35 @@ async fn the_registry_survives_its_folder_vanishing_and_coming_back() {
     let srv = Server::start(&dir, &["--poll-seconds", "0.1"]);
     let mut c = srv.client().await;
     let req = telco_requests(1)[0].0.clone();
-    assert_eq!(c.score(req.clone()).await.unwrap().into_inner().model, "telco@1");
+    assert_eq!(
+        c.score(req.clone()).await.unwrap().into_inner().model,
+        "telco@1"
+    );
 
     // The folder goes away (an unmounted volume, a redeploy): the loaded model keeps serving.
     let away = parent.path().join("away");
     std::fs::rename(&dir, &away).unwrap();
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(c.score(req.clone()).await.unwrap().into_inner().model, "telco@1");
+        assert_eq!(
+            c.score(req.clone()).await.unwrap().into_inner().model,
+            "telco@1"
+        );
     }
     // It comes back with a new version, which is picked up.
     install(&away, "telco", 2, &model);
     std::fs::rename(&away, &dir).unwrap();
     let start = Instant::now();
     while c.score(req.clone()).await.unwrap().into_inner().model != "telco@2" {
-        assert!(start.elapsed() < Duration::from_secs(20), "telco@2 never served");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "telco@2 never served"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let log = srv.log();
-    assert!(log.contains("model failed to load"), "the vanished folder is logged: {log}");
+    assert!(
+        log.contains("model failed to load"),
+        "the vanished folder is logged: {log}"
+    );
 }

@@ -177,15 +177,19 @@ async fn mixed_good_and_bad_traffic_for_a_bounded_time_keeps_answers_right_and_m
                     3 => {
                         let r = v2.model_infer(with_key(v2_row(&inputs, row), KEY)).await;
                         let r = r.unwrap().into_inner();
-                        let p = f64::from_le_bytes(r.raw_output_contents[0][..8].try_into().unwrap());
+                        let p =
+                            f64::from_le_bytes(r.raw_output_contents[0][..8].try_into().unwrap());
                         assert_eq!(p, want[i], "V2 row {i}");
                         tally.add("ModelInfer (good)");
                     }
                     4 => {
                         let mut bad = row.clone();
-                        bad.features.insert("tenure".into(), churn::proto::FeatureValue {
-                            kind: Some(churn::proto::feature_value::Kind::Text("ten".into())),
-                        });
+                        bad.features.insert(
+                            "tenure".into(),
+                            churn::proto::FeatureValue {
+                                kind: Some(churn::proto::feature_value::Kind::Text("ten".into())),
+                            },
+                        );
                         let e = v1.score(with_key(bad, KEY)).await.unwrap_err();
                         assert_eq!(e.code(), Code::InvalidArgument);
                         tally.add("Score (text for a number)");
@@ -198,7 +202,10 @@ async fn mixed_good_and_bad_traffic_for_a_bounded_time_keeps_answers_right_and_m
                         tally.add("ModelInfer (wrong dtype)");
                     }
                     6 => {
-                        let e = v1.score(with_key(row.clone(), "k-wrong")).await.unwrap_err();
+                        let e = v1
+                            .score(with_key(row.clone(), "k-wrong"))
+                            .await
+                            .unwrap_err();
                         assert_eq!(e.code(), Code::Unauthenticated);
                         tally.add("Score (wrong key)");
                     }
