@@ -68,6 +68,7 @@ pub struct RecordParser<'a> {
 }
 
 /// A record read by [`RecordParser`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record {
     /// Fields are in the parser's `fields` vector.
     Fields,
