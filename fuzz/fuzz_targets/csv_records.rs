@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
     let whole = records(data);
     for parts in [2, 3, 7] {
         let ranges = split_ranges(data, parts);
-        assert_eq!(ranges.first().map(|r| r.0), Some(0).filter(|_| !ranges.is_empty()));
+        assert_eq!(
+            ranges.first().map(|r| r.0),
+            Some(0).filter(|_| !ranges.is_empty())
+        );
         let mut joined = Vec::new();
         for (a, b) in &ranges {
             joined.extend(records(&data[*a..*b]));

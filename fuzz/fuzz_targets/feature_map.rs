@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 fn model() -> &'static ChurnModel {
     static M: OnceLock<ChurnModel> = OnceLock::new();
     M.get_or_init(|| {
-        let file = serde_json::from_slice(include_bytes!("../../models/telco/1/model.json")).unwrap();
+        let file =
+            serde_json::from_slice(include_bytes!("../../models/telco/1/model.json")).unwrap();
         ChurnModel::from_file(file).unwrap()
     })
 }
@@ -21,7 +22,10 @@ fn entries(text: &str) -> Vec<(&str, Value<'_>)> {
         .map(|(k, v)| {
             let v = match v {
                 "-" => Value::Missing,
-                v => v.parse::<f64>().map(Value::Number).unwrap_or(Value::Text(v)),
+                v => v
+                    .parse::<f64>()
+                    .map(Value::Number)
+                    .unwrap_or(Value::Text(v)),
             };
             (k, v)
         })
@@ -44,6 +48,10 @@ fuzz_target!(|data: &[u8]| {
             }
             Err(v) => assert!(!v.is_empty() && v.iter().all(|f| !f.field.is_empty())),
         }
-        assert!(unknown.iter().all(|f| m.schema().index_of(&f.field).is_none()));
+        assert!(
+            unknown
+                .iter()
+                .all(|f| m.schema().index_of(&f.field).is_none())
+        );
     }
 });

@@ -15,7 +15,12 @@ fuzz_target!(|data: &[u8]| {
     let row = vec![Value::Missing; model.schema().len()];
     if let Ok(e) = model.explain(&row, false) {
         assert!(e.probability.is_finite() && (0.0..=1.0).contains(&e.probability));
-        let sum: f64 = e.baseline_logit + e.contributions.iter().map(|c| c.contribution).sum::<f64>();
-        assert!((sum - e.logit).abs() <= 1e-6 * (1.0 + e.logit.abs()), "{sum} vs {}", e.logit);
+        let sum: f64 =
+            e.baseline_logit + e.contributions.iter().map(|c| c.contribution).sum::<f64>();
+        assert!(
+            (sum - e.logit).abs() <= 1e-6 * (1.0 + e.logit.abs()),
+            "{sum} vs {}",
+            e.logit
+        );
     }
 });

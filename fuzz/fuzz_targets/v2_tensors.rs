@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 fn model() -> &'static ChurnModel {
     static M: OnceLock<ChurnModel> = OnceLock::new();
     M.get_or_init(|| {
-        let file = serde_json::from_slice(include_bytes!("../../models/telco/1/model.json")).unwrap();
+        let file =
+            serde_json::from_slice(include_bytes!("../../models/telco/1/model.json")).unwrap();
         ChurnModel::from_file(file).unwrap()
     })
 }
