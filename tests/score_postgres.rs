@@ -38,6 +38,42 @@ fn tables_in(db: &mut PgSchema) -> Vec<String> {
     t
 }
 
+/// `churn score` into `table` from a named pipe in `dir`, 100 rows a block, so that a test decides
+/// when rows arrive; stderr is captured. Returns the process and the pipe's writing end.
+fn score_from_fifo(
+    dir: &std::path::Path,
+    url: &str,
+    table: &str,
+) -> (std::process::Child, std::fs::File) {
+    let fifo = dir.join("in.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_churn"))
+        .args([
+            "score",
+            "--model",
+            "models/telco",
+            "--input",
+            fifo.to_str().unwrap(),
+            "--output",
+            url,
+            "--output-table",
+            table,
+            "--chunk-rows",
+            "100",
+        ])
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    (child, pipe)
+}
+
 #[test]
 fn a_table_or_query_scores_exactly_like_the_csv_file() {
     let Some(url) = database_url("a_table_or_query_scores_exactly_like_the_csv_file") else {
@@ -317,32 +353,7 @@ fn a_failed_or_killed_run_leaves_the_previous_table_as_it_was() {
 
     // Killed: rows stream through a pipe; once the copy into the staging table is under way the
     // process is killed.
-    let fifo = dir.path().join("in.csv");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_churn"))
-        .args([
-            "score",
-            "--model",
-            "models/telco",
-            "--input",
-            fifo.to_str().unwrap(),
-            "--output",
-            &url,
-            "--output-table",
-            &table,
-            "--chunk-rows",
-            "100",
-        ])
-        .current_dir(root())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let (mut child, mut pipe) = score_from_fifo(dir.path(), &url, &table);
     {
         use std::io::Write;
         let some: Vec<&str> = text.lines().take(3001).collect();
@@ -545,34 +556,7 @@ fn a_connection_killed_by_the_server_fails_the_run_clearly_and_leaves_no_table()
     // Output side: rows stream in through a pipe; PostgreSQL ends the writing connection while it
     // copies into the staging table.
     let text = std::fs::read_to_string(root().join(TELCO)).unwrap();
-    let fifo = dir.path().join("in.csv");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_churn"))
-        .args([
-            "score",
-            "--model",
-            "models/telco",
-            "--input",
-            fifo.to_str().unwrap(),
-            "--output",
-            &url,
-            "--output-table",
-            &table,
-            "--chunk-rows",
-            "100",
-        ])
-        .current_dir(root())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let (child, mut pipe) = score_from_fifo(dir.path(), &url, &table);
     let lines: Vec<&str> = text.lines().collect();
     {
         use std::io::Write;

@@ -2,18 +2,9 @@
 //! arrives: every input is either refused with violations naming fields, or scored with a finite
 //! probability whose contributions add up to its logit. Never a panic.
 #![no_main]
-use churn::{ChurnModel, Value};
+mod shared;
+use churn::Value;
 use libfuzzer_sys::fuzz_target;
-use std::sync::OnceLock;
-
-fn model() -> &'static ChurnModel {
-    static M: OnceLock<ChurnModel> = OnceLock::new();
-    M.get_or_init(|| {
-        let file =
-            serde_json::from_slice(include_bytes!("../../models/telco/1/model.json")).unwrap();
-        ChurnModel::from_file(file).unwrap()
-    })
-}
 
 /// `name=value` entries split by newlines; a value that parses as a number is one, `-` is missing.
 fn entries(text: &str) -> Vec<(&str, Value<'_>)> {
@@ -36,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let m = model();
+    let m = shared::telco_model();
     for strict in [false, true] {
         let (row, unknown) = m.schema().row_from_named(entries(text));
         match m.explain(&row, strict) {

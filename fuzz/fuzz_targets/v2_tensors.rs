@@ -2,27 +2,17 @@
 //! and scoring either refuse it with violations naming a tensor, or answer outputs whose shapes
 //! and byte lengths agree with the rows scored. Never a panic, never an allocation sized by a shape.
 #![no_main]
-use churn::ChurnModel;
+mod shared;
 use churn::inference::ModelInferRequest;
 use churn::serve::v2::model_infer;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
-use std::sync::OnceLock;
-
-fn model() -> &'static ChurnModel {
-    static M: OnceLock<ChurnModel> = OnceLock::new();
-    M.get_or_init(|| {
-        let file =
-            serde_json::from_slice(include_bytes!("../../models/telco/1/model.json")).unwrap();
-        ChurnModel::from_file(file).unwrap()
-    })
-}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(req) = ModelInferRequest::decode(data) else {
         return;
     };
-    match model_infer(model(), &req, false, 1000) {
+    match model_infer(shared::telco_model(), &req, false, 1000) {
         Ok(resp) => {
             let raw = !resp.raw_output_contents.is_empty();
             for (k, o) in resp.outputs.iter().enumerate() {
