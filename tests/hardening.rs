@@ -481,9 +481,89 @@ async fn the_registry_survives_its_folder_vanishing_and_coming_back() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Logged once while away (not on each of its ~10 polls), and again when it is back.
     let log = srv.log();
+    assert_eq!(
+        log.matches("model repository unreadable").count(),
+        1,
+        "the vanished folder is logged once: {log}"
+    );
     assert!(
-        log.contains("model failed to load"),
-        "the vanished folder is logged: {log}"
+        log.contains("model repository readable again"),
+        "its return is logged: {log}"
+    );
+}
+
+/// Opens a raw HTTP/2 stream for `path`, sends the gRPC headers (with `grpc-timeout` if given)
+/// and then never sends the body, like a client stalled mid-request. Returns the gRPC status code
+/// and message of the response.
+async fn stalled_call(addr: &str, path: &str, grpc_timeout: Option<&str>) -> (String, String) {
+    let tcp = tokio::net::TcpStream::connect(addr.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let mut req = http::Request::post(format!("{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(t) = grpc_timeout {
+        req = req.header("grpc-timeout", t);
+    }
+    let (response, _body_never_sent) = client.send_request(req.body(()).unwrap(), false).unwrap();
+    // Not a timing assertion: a guard so that a server that never answers fails the test
+    // instead of hanging it.
+    let response = tokio::time::timeout(Duration::from_secs(60), response)
+        .await
+        .expect("the server never answered the stalled call")
+        .unwrap();
+    let mut headers = response.headers().clone();
+    if !headers.contains_key("grpc-status") {
+        // Not trailers-only: the status comes in the trailers.
+        let mut body = response.into_body();
+        while let Some(chunk) = body.data().await {
+            chunk.unwrap();
+        }
+        headers = body.trailers().await.unwrap().unwrap_or_default();
+    }
+    let get = |k: &str| {
+        headers
+            .get(k)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    (get("grpc-status"), get("grpc-message"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_call_ends_with_deadline_exceeded_and_frees_its_slot() {
+    let dir = repo();
+    // One call in flight at most: a stalled call that kept its slot would shed every later call.
+    let srv = Server::start(
+        dir.path(),
+        &["--deadline-seconds", "0.5", "--max-in-flight", "1"],
+    );
+    let (code, message) = stalled_call(&srv.addr, "/churn.v1.ChurnService/Score", None).await;
+    assert_eq!(code, "4", "DEADLINE_EXCEEDED, got {code}: {message}");
+    assert!(message.contains("deadline"), "{message}");
+    // The caller's shorter grpc-timeout wins over the server's limit, on the V2 API too.
+    let (code, message) = stalled_call(
+        &srv.addr,
+        "/inference.GRPCInferenceService/ModelInfer",
+        Some("100m"),
+    )
+    .await;
+    assert_eq!(code, "4", "DEADLINE_EXCEEDED, got {code}: {message}");
+    assert!(message.contains("100ms"), "{message}");
+    // The slot was given back: the next call is served.
+    let req = telco_requests(1)[0].0.clone();
+    let mut c = srv.client().await;
+    c.score(req).await.unwrap();
+    let metrics = reqwest_like_get(&srv.metrics).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("churn_refused_total{reason=\"deadline\"} 2")),
+        "{metrics}"
     );
 }

@@ -151,6 +151,12 @@ fn log_reload(r: &ReloadReport) {
     for (path, why) in &r.failed {
         tracing::error!(path = %path.display(), error = %why, "model failed to load; the previous version keeps serving");
     }
+    if let Some(why) = &r.folder_unreadable {
+        tracing::error!(error = %why, "model repository unreadable; the loaded models keep serving");
+    }
+    if r.folder_restored {
+        tracing::info!("model repository readable again");
+    }
 }
 
 /// Runs the server until SIGTERM or Ctrl-C, then drains in-flight calls and returns.
@@ -251,7 +257,10 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
                 let Ok(report) = tokio::task::spawn_blocking(move || r.reload()).await else {
                     continue;
                 };
-                metrics::reloads(report.loaded.len(), report.failed.len());
+                metrics::reloads(
+                    report.loaded.len(),
+                    report.failed.len() + usize::from(report.folder_unreadable.is_some()),
+                );
                 log_reload(&report);
                 if report.changed() {
                     set_health(&reporter, !registry.catalog().is_empty()).await;

@@ -85,6 +85,10 @@ pub struct ReloadReport {
     pub failed: Vec<(PathBuf, String)>,
     /// "name@version" whose files disappeared.
     pub removed: Vec<String>,
+    /// The folder could not be read (reported once per distinct reason, not on every poll).
+    pub folder_unreadable: Option<String>,
+    /// The folder could not be read on the previous reload and can be again.
+    pub folder_restored: bool,
 }
 
 impl ReloadReport {
@@ -104,8 +108,17 @@ pub struct ModelRegistry {
     dir: PathBuf,
     default_name: Option<String>,
     catalog: ArcSwap<Catalog>,
-    /// Fingerprint of each file as last seen, loaded or not; one reload runs at a time.
-    seen: Mutex<HashMap<PathBuf, Fingerprint>>,
+    /// What the last reload saw; one reload runs at a time.
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Fingerprint of each file as last seen, loaded or not.
+    files: HashMap<PathBuf, Fingerprint>,
+    /// Why the folder could not be read last time; the same reason is reported only once, not on
+    /// every poll while a volume is away.
+    folder_error: Option<String>,
 }
 
 impl ModelRegistry {
@@ -119,7 +132,7 @@ impl ModelRegistry {
             dir: dir.to_path_buf(),
             default_name,
             catalog: ArcSwap::from_pointee(Catalog::default()),
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen::default()),
         };
         let report = reg.reload();
         Ok((reg, report))
@@ -143,10 +156,16 @@ impl ModelRegistry {
         let files = match scan(&self.dir) {
             Ok(f) => f,
             Err(e) => {
-                report.failed.push((self.dir.clone(), e.to_string()));
+                let why = e.to_string();
+                if seen.folder_error.as_ref() != Some(&why) {
+                    report.folder_unreadable = Some(why.clone());
+                    seen.folder_error = Some(why);
+                }
                 return report;
             }
         };
+        report.folder_restored = seen.folder_error.take().is_some();
+        let seen = &mut seen.files;
         let mut next: BTreeMap<String, BTreeMap<u64, Arc<ChurnModel>>> = BTreeMap::new();
         for (name, version, path) in &files {
             let Ok(meta) = std::fs::metadata(path) else {
