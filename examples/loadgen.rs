@@ -3,9 +3,10 @@
 //! connections, for a bounded time. Requests are real Telco rows. Usage:
 //!   cargo run --release --example loadgen -- --addr http://127.0.0.1:50051 \
 //!       --method score|batch|infer --concurrency 32 --seconds 10 [--rows 100] [--connections 4] \
-//!       [--warmup 1]
+//!       [--warmup 1] [--ca ca.pem] [--api-key KEY]
 //! `infer` sends raw tensors, one per input as ModelMetadata lists them, `--rows` rows per call,
-//! the way tritonclient does.
+//! the way tritonclient does. `--ca` speaks TLS to an `https://` address, trusting that CA (the
+//! server's name must be `localhost`); `--api-key` sends `authorization: Bearer KEY` on every call.
 use churn::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use churn::inference::model_infer_request::InferInputTensor;
 use churn::inference::{ModelInferRequest, ModelMetadataRequest};
@@ -23,6 +24,8 @@ struct Args {
     seconds: f64,
     warmup: f64,
     rows: usize,
+    ca: Option<String>,
+    api_key: Option<String>,
 }
 
 fn parse() -> Args {
@@ -34,6 +37,8 @@ fn parse() -> Args {
         seconds: 10.0,
         warmup: 1.0,
         rows: 100,
+        ca: None,
+        api_key: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
@@ -46,6 +51,8 @@ fn parse() -> Args {
             "--seconds" => a.seconds = v.parse().expect("--seconds S"),
             "--warmup" => a.warmup = v.parse().expect("--warmup S"),
             "--rows" => a.rows = v.parse().expect("--rows N"),
+            "--ca" => a.ca = Some(v),
+            "--api-key" => a.api_key = Some(v),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -94,16 +101,31 @@ fn telco_rows(n: usize) -> Vec<ScoreRequest> {
 }
 
 /// V2 requests of `rows` Telco rows each, raw tensors built from the model's metadata.
+type Bearer = Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>;
+
+/// A request carrying the API key, if there is one.
+fn with_key<T>(bearer: &Bearer, msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    if let Some(b) = bearer {
+        req.metadata_mut().insert("authorization", b.clone());
+    }
+    req
+}
+
 async fn infer_requests(
     client: &mut GrpcInferenceServiceClient<tonic::transport::Channel>,
+    bearer: &Bearer,
     rows: &[ScoreRequest],
     per_call: usize,
 ) -> Vec<ModelInferRequest> {
     let meta = client
-        .model_metadata(ModelMetadataRequest {
-            name: "telco".into(),
-            version: String::new(),
-        })
+        .model_metadata(with_key(
+            bearer,
+            ModelMetadataRequest {
+                name: "telco".into(),
+                version: String::new(),
+            },
+        ))
         .await
         .expect("ModelMetadata")
         .into_inner();
@@ -148,17 +170,28 @@ async fn main() {
     let rows = telco_rows(a.rows.max(100));
     let mut channels = Vec::new();
     for _ in 0..a.connections {
-        let ch = tonic::transport::Endpoint::from_shared(a.addr.clone())
+        let mut ep = tonic::transport::Endpoint::from_shared(a.addr.clone())
             .unwrap()
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .expect("connect");
-        channels.push(ch);
+            .tcp_nodelay(true);
+        if let Some(ca) = &a.ca {
+            let pem = std::fs::read_to_string(ca).expect("--ca: read the CA file");
+            ep = ep
+                .tls_config(
+                    tonic::transport::ClientTlsConfig::new()
+                        .ca_certificate(tonic::transport::Certificate::from_pem(pem))
+                        .domain_name("localhost"),
+                )
+                .expect("--ca: TLS configuration");
+        }
+        channels.push(ep.connect().await.expect("connect"));
     }
+    let bearer: Bearer = a
+        .api_key
+        .as_ref()
+        .map(|k| format!("Bearer {k}").parse().expect("--api-key: ASCII"));
     let infer = if a.method == "infer" {
         let mut c = GrpcInferenceServiceClient::new(channels[0].clone());
-        infer_requests(&mut c, &rows, a.rows).await
+        infer_requests(&mut c, &bearer, &rows, a.rows).await
     } else {
         Vec::new()
     };
@@ -174,6 +207,7 @@ async fn main() {
         let infer = infer.clone();
         let method = a.method.clone();
         let batch_rows = a.rows;
+        let bearer = bearer.clone();
         tasks.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
             let (mut calls, mut errors) = (0u64, 0u64);
@@ -190,15 +224,17 @@ async fn main() {
                             model: String::new(),
                             top_k: 3,
                         };
-                        v1.score_batch(req).await.is_ok()
+                        v1.score_batch(with_key(&bearer, req)).await.is_ok()
                     }
                     "infer" => {
                         i = (i + 1) % infer.len();
-                        v2.model_infer(infer[i].clone()).await.is_ok()
+                        v2.model_infer(with_key(&bearer, infer[i].clone()))
+                            .await
+                            .is_ok()
                     }
                     _ => {
                         i = (i + 1) % rows.len();
-                        v1.score(rows[i].clone()).await.is_ok()
+                        v1.score(with_key(&bearer, rows[i].clone())).await.is_ok()
                     }
                 };
                 if t >= warm_end {
