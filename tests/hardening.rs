@@ -96,6 +96,11 @@ async fn tls_score(
     identity: Option<&Pem>,
     key: Option<&str>,
 ) -> Result<(), String> {
+    score_on(tls_channel(addr, ca, identity).await?, key).await
+}
+
+/// A TLS connection trusting `ca`, presenting `identity` if given.
+async fn tls_channel(addr: &str, ca: &str, identity: Option<&Pem>) -> Result<Channel, String> {
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca))
         .domain_name("localhost");
@@ -103,15 +108,14 @@ async fn tls_score(
         tls = tls.identity(Identity::from_pem(&id.cert, &id.key));
     }
     let url = addr.replace("http://", "https://");
-    let ch = Endpoint::from_shared(url)
+    Endpoint::from_shared(url)
         .unwrap()
         .tls_config(tls)
         .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(5))
         .connect()
         .await
-        .map_err(|e| format!("connect: {e:?}"))?;
-    score_on(ch, key).await
+        .map_err(|e| format!("connect: {e:?}"))
 }
 
 async fn score_on(ch: Channel, key: Option<&str>) -> Result<(), String> {
@@ -144,6 +148,8 @@ async fn tls_serves_only_tls_clients_that_trust_it() {
             key.to_str().unwrap(),
         ],
     );
+    // A client that connects and says nothing holds up no one: handshakes run on their own.
+    let _silent = std::net::TcpStream::connect(srv.addr.trim_start_matches("http://")).unwrap();
     tls_score(&srv.addr, &pki.ca, None, None)
         .await
         .expect("a TLS client that trusts the CA is served");
@@ -238,6 +244,94 @@ async fn mutual_tls_admits_only_current_client_certificates_of_its_ca() {
         !r.ok && r.stderr.contains("--tls-cert /nonexistent.pem"),
         "{}",
         r.stderr
+    );
+}
+
+/// Replaces a file the way a deployment tool does: a temporary file renamed over it.
+fn replace(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_certificates_are_served_without_a_restart() {
+    let (a, b) = (pki(), pki());
+    let dir = tempfile::tempdir().unwrap();
+    let cert = save(dir.path(), "server.pem", &a.server.cert);
+    let key = save(dir.path(), "server.key", &a.server.key);
+    let ca = save(dir.path(), "clients.pem", &a.ca);
+    let repo = repo();
+    let srv = Server::start(
+        repo.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--tls-client-ca",
+            ca.to_str().unwrap(),
+            "--poll-seconds",
+            "0.1",
+        ],
+    );
+    let open = tls_channel(&srv.addr, &a.ca, Some(&a.client))
+        .await
+        .unwrap();
+    score_on(open.clone(), None).await.unwrap();
+
+    // Rotate everything to PKI b. The certificate and its key are two files written one after the
+    // other, so the server may see the new certificate with the old key for a poll or two.
+    replace(&cert, &b.server.cert);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    replace(&key, &b.server.key);
+    replace(&ca, &b.ca);
+    let start = Instant::now();
+    while let Err(e) = tls_score(&srv.addr, &b.ca, Some(&b.client), None).await {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the rotated certificate was never served: {e}\n{}",
+            srv.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // New connections get b's certificate and need a client certificate of b's CA.
+    assert!(
+        tls_score(&srv.addr, &a.ca, Some(&b.client), None)
+            .await
+            .is_err()
+    );
+    assert!(
+        tls_score(&srv.addr, &b.ca, Some(&a.client), None)
+            .await
+            .is_err()
+    );
+    // The connection opened before the rotation goes on as it was.
+    score_on(open, None).await.unwrap();
+
+    // A broken certificate file keeps b's serving.
+    replace(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tls_score(&srv.addr, &b.ca, Some(&b.client), None)
+        .await
+        .unwrap();
+
+    let metrics = reqwest_like_get(&srv.metrics).await;
+    assert!(
+        metrics.contains("churn_refused_total{reason=\"tls_handshake\"}"),
+        "{metrics}"
+    );
+    let log = srv.log();
+    assert!(log.contains("TLS certificate loaded"), "{log}");
+    assert_eq!(
+        log.matches("TLS files unusable").count(),
+        // The half-way state (new certificate, old key) may or may not have been seen; the
+        // broken file always is, once.
+        1 + usize::from(log.contains("the private key does not match the certificate")),
+        "{log}"
     );
 }
 

@@ -1,77 +1,172 @@
-//! A limit on open connections: past `max`, a new connection is closed as soon as it is accepted
-//! (and counted), so that a flood of idle or slow clients cannot exhaust the server's memory or
-//! file descriptors. A connection's slot is freed when it closes.
+//! The serving port's connections. Each is accepted with TCP_NODELAY and takes one of
+//! `--max-connections` slots; past the limit a new connection is closed as soon as it is accepted
+//! (and counted), so that a flood of idle or slow clients cannot exhaust memory or file
+//! descriptors. With TLS, each handshake runs in its own task with a time limit, beside the accept
+//! loop, so a slow or silent client holds up neither the loop nor anyone else; it uses the
+//! certificate current when the connection arrived. A connection's slot is freed when it closes.
+use super::tls::TlsReloader;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_stream::{Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::Stream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-/// An accepted connection holding one of the limited slots.
-pub struct LimitedConn {
-    io: TcpStream,
+/// Longest a TLS handshake may take before the connection is closed.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// An accepted (and, with TLS, handshaken) connection holding one of the limited slots.
+pub struct Conn {
+    io: Io,
     _slot: OwnedSemaphorePermit,
 }
 
-/// Accepted connections, at most `max` open at once; TCP_NODELAY on each.
-pub fn limited(listener: TcpListener, max: usize) -> impl Stream<Item = io::Result<LimitedConn>> {
-    let slots = Arc::new(Semaphore::new(max));
-    tokio_stream::wrappers::TcpListenerStream::new(listener).filter_map(move |s| match s {
-        Err(e) => Some(Err(e)),
-        Ok(io) => match slots.clone().try_acquire_owned() {
-            Ok(slot) => {
-                let _ = io.set_nodelay(true);
-                Some(Ok(LimitedConn { io, _slot: slot }))
-            }
-            Err(_) => {
-                metrics::counter!("churn_refused_total", "reason" => "connections").increment(1);
-                tracing::debug!(
-                    max,
-                    "connection refused: the server has --max-connections open"
-                );
-                None
-            }
-        },
-    })
+/// The stream of connections the server takes; dropping it stops accepting and closes the
+/// listening socket.
+pub struct Incoming {
+    rx: mpsc::Receiver<Conn>,
+    accept: tokio::task::JoinHandle<()>,
 }
 
-impl Connected for LimitedConn {
-    type ConnectInfo = TcpConnectInfo;
+impl Stream for Incoming {
+    type Item = io::Result<Conn>;
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.io.connect_info()
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|c| c.map(Ok))
     }
 }
 
-impl AsyncRead for LimitedConn {
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+fn refused(reason: &'static str) {
+    metrics::counter!("churn_refused_total", "reason" => reason).increment(1);
+}
+
+/// Accepts connections from `listener`, at most `max` open at once, speaking TLS with `tls`'s
+/// current configuration if given.
+pub fn incoming(listener: TcpListener, max: usize, tls: Option<Arc<TlsReloader>>) -> Incoming {
+    let (tx, rx) = mpsc::channel(64);
+    let slots = Arc::new(Semaphore::new(max));
+    let accept = tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                refused("connections");
+                tracing::debug!(
+                    %peer,
+                    max,
+                    "connection refused: the server has --max-connections open"
+                );
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let Some(tls) = &tls else {
+                let conn = Conn {
+                    io: Io::Plain(tcp),
+                    _slot: slot,
+                };
+                if tx.send(conn).await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            let acceptor = TlsAcceptor::from(tls.current());
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let conn = Conn {
+                            io: Io::Tls(Box::new(stream)),
+                            _slot: slot,
+                        };
+                        let _ = tx.send(conn).await;
+                    }
+                    Ok(Err(e)) => {
+                        refused("tls_handshake");
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    }
+                    Err(_) => {
+                        refused("tls_handshake");
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                    }
+                }
+            });
+        }
+    });
+    Incoming { rx, accept }
+}
+
+impl Connected for Conn {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        match &self.io {
+            Io::Plain(s) => s.connect_info(),
+            Io::Tls(s) => s.get_ref().0.connect_info(),
+        }
+    }
+}
+
+impl AsyncRead for Conn {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        match &mut self.io {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
     }
 }
 
-impl AsyncWrite for LimitedConn {
+impl AsyncWrite for Conn {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        match &mut self.io {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        match &mut self.io {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        match &mut self.io {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
 
     fn poll_write_vectored(
@@ -79,10 +174,16 @@ impl AsyncWrite for LimitedConn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        match &mut self.io {
+            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        match &self.io {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
     }
 }

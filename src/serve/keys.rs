@@ -87,8 +87,12 @@ pub fn bearer(value: &[u8]) -> Option<&[u8]> {
 pub struct ApiKeys {
     path: PathBuf,
     keys: ArcSwap<KeySet>,
-    seen: Mutex<Option<(u64, Option<SystemTime>)>>,
+    /// The file's fingerprint when last read, and the failure last reported.
+    seen: Mutex<(Option<Fingerprint>, Option<String>)>,
 }
+
+/// A file's size and modification time.
+type Fingerprint = (u64, Option<SystemTime>);
 
 /// What a reload of the key file did.
 #[derive(Debug, PartialEq)]
@@ -105,7 +109,7 @@ impl ApiKeys {
         let k = ApiKeys {
             path: path.to_path_buf(),
             keys: ArcSwap::from_pointee(KeySet::default()),
-            seen: Mutex::new(None),
+            seen: Mutex::new((None, None)),
         };
         match k.reload() {
             KeysReload::Failed(why) => Err(Error::Usage(format!("--api-keys {why}"))),
@@ -117,9 +121,26 @@ impl ApiKeys {
         self.keys.load()
     }
 
-    /// Re-reads the file if its size or modification time changed.
+    /// Re-reads the file if its size or modification time changed. A failure is reported once,
+    /// not again on every poll while the file stays bad or missing.
     pub fn reload(&self) -> KeysReload {
         let mut seen = self.seen.lock().unwrap();
+        let result = self.reread(&mut seen.0);
+        match result {
+            KeysReload::Failed(why) if seen.1.as_ref() == Some(&why) => KeysReload::Unchanged,
+            KeysReload::Failed(why) => {
+                seen.1 = Some(why.clone());
+                KeysReload::Failed(why)
+            }
+            KeysReload::Loaded(n) => {
+                seen.1 = None;
+                KeysReload::Loaded(n)
+            }
+            KeysReload::Unchanged => KeysReload::Unchanged,
+        }
+    }
+
+    fn reread(&self, seen: &mut Option<Fingerprint>) -> KeysReload {
         let fingerprint = match std::fs::metadata(&self.path) {
             Ok(m) => (m.len(), m.modified().ok()),
             Err(e) => return KeysReload::Failed(format!("{}: {e}", self.path.display())),
@@ -201,7 +222,12 @@ mod tests {
         assert!(keys.current().accepts(b"two-two"), "the old keys stay");
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(keys.reload(), KeysReload::Failed(_)));
+        // Still missing: not reported again on every poll.
+        assert_eq!(keys.reload(), KeysReload::Unchanged);
         assert!(keys.current().accepts(b"one"));
+        std::fs::write(&path, "three\n").unwrap();
+        assert_eq!(keys.reload(), KeysReload::Loaded(1));
+        assert!(keys.current().accepts(b"three") && !keys.current().accepts(b"one"));
         assert!(ApiKeys::open(&dir.path().join("none")).is_err());
     }
 }

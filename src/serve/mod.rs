@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod registry;
 mod service;
 pub mod status;
+pub mod tls;
 pub mod v2;
 
 use crate::error::{Error, Result};
@@ -87,27 +88,31 @@ impl Default for Limits {
     }
 }
 
-fn read_pem(flag: &str, path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Usage(format!("{flag} {}: {e}", path.display())))
+/// The TLS files of `sec`, checked: client certificates need TLS.
+fn tls_files(sec: &Security) -> Result<Option<tls::TlsFiles>> {
+    match (&sec.tls, &sec.client_ca) {
+        (Some((cert, key)), client_ca) => Ok(Some(tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: client_ca.clone(),
+        })),
+        (None, Some(_)) => Err(Error::Usage(
+            "--tls-client-ca needs --tls-cert and --tls-key (client certificates are checked over TLS)".into(),
+        )),
+        (None, None) => Ok(None),
+    }
 }
 
-/// The server's TLS settings, read and checked before anything listens.
-fn tls_config(sec: &Security) -> Result<Option<tonic::transport::ServerTlsConfig>> {
-    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-    let Some((cert, key)) = &sec.tls else {
-        if sec.client_ca.is_some() {
-            return Err(Error::Usage(
-                "--tls-client-ca needs --tls-cert and --tls-key (client certificates are checked over TLS)".into(),
-            ));
+fn log_tls_reload(tls: &tls::TlsReloader, r: &tls::TlsReload) {
+    match r {
+        tls::TlsReload::Unchanged => {}
+        tls::TlsReload::Loaded => {
+            tracing::info!(cert = %tls.files().cert.display(), "TLS certificate loaded; new connections use it")
         }
-        return Ok(None);
-    };
-    let identity = Identity::from_pem(read_pem("--tls-cert", cert)?, read_pem("--tls-key", key)?);
-    let mut cfg = ServerTlsConfig::new().identity(identity);
-    if let Some(ca) = &sec.client_ca {
-        cfg = cfg.client_ca_root(Certificate::from_pem(read_pem("--tls-client-ca", ca)?));
+        tls::TlsReload::Failed(why) => {
+            tracing::error!(error = %why, "TLS files unusable; the previous certificate stays in force")
+        }
     }
-    Ok(Some(cfg))
 }
 
 /// The names health is reported under: overall ("") and each service.
@@ -174,7 +179,10 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
             }
         })
     };
-    let tls = tls_config(&cfg.security)?;
+    let tls = match tls_files(&cfg.security)? {
+        Some(files) => Some(Arc::new(tls::TlsReloader::open(files)?)),
+        None => None,
+    };
     let api_keys = match &cfg.security.api_keys {
         Some(p) => {
             let k = Arc::new(keys::ApiKeys::open(p)?);
@@ -232,10 +240,11 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
     );
     tracing::info!(%local, "listening");
 
-    // Reload models and API keys on a timer and on SIGHUP.
+    // Reload models, API keys and TLS files on a timer and on SIGHUP.
     let reloader = {
         let registry = registry.clone();
         let api_keys = api_keys.clone();
+        let tls = tls.clone();
         let reporter = reporter.clone();
         let poll = cfg.poll;
         tokio::spawn(async move {
@@ -247,11 +256,14 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
                 tokio::select! {
                     _ = tick.tick() => {}
                     Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                        tracing::info!("SIGHUP: reloading models");
+                        tracing::info!("SIGHUP: reloading models, keys and TLS files");
                     }
                 }
                 if let Some(k) = &api_keys {
                     log_keys_reload(k, &k.reload());
+                }
+                if let Some(t) = &tls {
+                    log_tls_reload(t, &t.reload());
                 }
                 let r = registry.clone();
                 let Ok(report) = tokio::task::spawn_blocking(move || r.reload()).await else {
@@ -307,17 +319,12 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
             stopping.notify_one();
         }
     };
-    let incoming = conn::limited(listener, limits.max_connections);
-    let mut builder = tonic::transport::Server::builder()
+    // TLS is ours (conn.rs), not tonic's, so that a rotated certificate is served without a restart.
+    let incoming = conn::incoming(listener, limits.max_connections, tls);
+    let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(limits.keepalive))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
-        .max_concurrent_streams(limits.max_streams_per_connection);
-    if let Some(tls) = tls {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| Error::Usage(format!("--tls-cert/--tls-key: {e}")))?;
-    }
-    let server = builder
+        .max_concurrent_streams(limits.max_streams_per_connection)
         .layer(gate)
         .add_service(health)
         .add_service(reflection_v1)
