@@ -89,6 +89,31 @@ fn save(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// `pki`'s server certificate and key, and its CA for client certificates, saved in `dir`.
+fn save_mtls(dir: &Path, pki: &Pki) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        save(dir, "server.pem", &pki.server.cert),
+        save(dir, "server.key", &pki.server.key),
+        save(dir, "clients.pem", &pki.ca),
+    )
+}
+
+/// A server with mutual TLS from the files `save_mtls` wrote in `dir`.
+fn start_mtls(repo: &Path, dir: &Path, extra: &[&str]) -> Server {
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (cert, key, ca) = (path("server.pem"), path("server.key"), path("clients.pem"));
+    let mut args = vec![
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-client-ca",
+        &ca,
+    ];
+    args.extend_from_slice(extra);
+    Server::start(repo, &args)
+}
+
 /// Connects over TLS trusting `ca`, presenting `identity` if given, and makes one Score call.
 async fn tls_score(
     addr: &str,
@@ -193,21 +218,9 @@ async fn tls_serves_only_tls_clients_that_trust_it() {
 async fn mutual_tls_admits_only_current_client_certificates_of_its_ca() {
     let pki = pki();
     let dir = tempfile::tempdir().unwrap();
-    let cert = save(dir.path(), "server.pem", &pki.server.cert);
-    let key = save(dir.path(), "server.key", &pki.server.key);
-    let ca = save(dir.path(), "ca.pem", &pki.ca);
+    let (_, key, ca) = save_mtls(dir.path(), &pki);
     let repo = repo();
-    let srv = Server::start(
-        repo.path(),
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-            "--tls-client-ca",
-            ca.to_str().unwrap(),
-        ],
-    );
+    let srv = start_mtls(repo.path(), dir.path(), &[]);
     tls_score(&srv.addr, &pki.ca, Some(&pki.client), None)
         .await
         .expect("a client certificate of the CA is admitted");
@@ -258,23 +271,9 @@ fn replace(path: &Path, text: &str) {
 async fn rotated_certificates_are_served_without_a_restart() {
     let (a, b) = (pki(), pki());
     let dir = tempfile::tempdir().unwrap();
-    let cert = save(dir.path(), "server.pem", &a.server.cert);
-    let key = save(dir.path(), "server.key", &a.server.key);
-    let ca = save(dir.path(), "clients.pem", &a.ca);
+    let (cert, key, ca) = save_mtls(dir.path(), &a);
     let repo = repo();
-    let srv = Server::start(
-        repo.path(),
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-            "--tls-client-ca",
-            ca.to_str().unwrap(),
-            "--poll-seconds",
-            "0.1",
-        ],
-    );
+    let srv = start_mtls(repo.path(), dir.path(), &["--poll-seconds", "0.1"]);
     let open = tls_channel(&srv.addr, &a.ca, Some(&a.client))
         .await
         .unwrap();
