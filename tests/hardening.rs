@@ -143,6 +143,16 @@ async fn tls_channel(addr: &str, ca: &str, identity: Option<&Pem>) -> Result<Cha
         .map_err(|e| format!("connect: {e:?}"))
 }
 
+/// A new plain-text connection and one Score call on it, without a key.
+async fn connect_and_score(addr: &str) -> Result<(), String> {
+    let ch = Endpoint::from_shared(addr.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    score_on(ch, None).await
+}
+
 async fn score_on(ch: Channel, key: Option<&str>) -> Result<(), String> {
     let mut req = tonic::Request::new(telco_requests(1)[0].0.clone());
     req.set_timeout(Duration::from_secs(5));
@@ -179,14 +189,7 @@ async fn tls_serves_only_tls_clients_that_trust_it() {
         .await
         .expect("a TLS client that trusts the CA is served");
     // A plain-text client gets nothing.
-    let plain = match Endpoint::from_shared(srv.addr.clone())
-        .unwrap()
-        .connect()
-        .await
-    {
-        Ok(ch) => score_on(ch, None).await,
-        Err(e) => Err(e.to_string()),
-    };
+    let plain = connect_and_score(&srv.addr).await;
     assert!(plain.is_err(), "plain-text client served by a TLS server");
     // A client that trusts another CA refuses the server.
     let (other_ca, _) = ca("another CA");
@@ -496,26 +499,13 @@ async fn connection_and_message_limits_hold() {
     score_on(a.clone(), None).await.unwrap();
     score_on(b.clone(), None).await.unwrap();
     // A third connection is closed at once.
-    let third = match Endpoint::from_shared(srv.addr.clone())
-        .unwrap()
-        .connect()
-        .await
-    {
-        Ok(ch) => score_on(ch, None).await,
-        Err(e) => Err(e.to_string()),
-    };
+    let third = connect_and_score(&srv.addr).await;
     assert!(third.is_err(), "a third connection was served");
     // Closing one frees its slot.
     drop(b);
     let start = Instant::now();
     loop {
-        let ch = Endpoint::from_shared(srv.addr.clone())
-            .unwrap()
-            .connect()
-            .await;
-        if let Ok(ch) = ch
-            && score_on(ch, None).await.is_ok()
-        {
+        if connect_and_score(&srv.addr).await.is_ok() {
             break;
         }
         assert!(

@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 /// The first `n` Telco rows as a CSV file.
 fn telco_head(dir: &std::path::Path, n: usize) -> String {
@@ -313,6 +314,17 @@ fn scores_land_in_a_table_with_ranks_and_a_rerun_replaces_it() {
     assert_eq!(tables_in(&mut db), ["scores"]);
 }
 
+/// A first, good run: `<schema>.scores` holding the first 20 Telco rows. Returns the table's
+/// name and its ids.
+fn seed_scores(db: &mut PgSchema, dir: &Path, url: &str) -> (String, HashSet<String>) {
+    let table = format!("{}.scores", db.name);
+    let head = telco_head(dir, 20);
+    let r = score(&["--input", &head, "--output", url, "--output-table", &table]);
+    assert!(r.ok, "{}", r.stderr);
+    let before: HashSet<String> = ids_in(db, "scores").into_iter().collect();
+    (table, before)
+}
+
 #[test]
 fn a_failed_or_killed_run_leaves_the_previous_table_as_it_was() {
     let Some(url) = database_url("a_failed_or_killed_run_leaves_the_previous_table_as_it_was")
@@ -321,11 +333,7 @@ fn a_failed_or_killed_run_leaves_the_previous_table_as_it_was() {
     };
     let mut db = PgSchema::new(&url);
     let dir = tempfile::tempdir().unwrap();
-    let table = format!("{}.scores", db.name);
-    let head = telco_head(dir.path(), 20);
-    let r = score(&["--input", &head, "--output", &url, "--output-table", &table]);
-    assert!(r.ok, "{}", r.stderr);
-    let before: HashSet<String> = ids_in(&mut db, "scores").into_iter().collect();
+    let (table, before) = seed_scores(&mut db, dir.path(), &url);
     assert_eq!(before.len(), 20);
 
     // Failed: a rejected row cannot be written (its folder does not exist), halfway through.
@@ -547,11 +555,7 @@ fn a_connection_killed_by_the_server_fails_the_run_clearly_and_leaves_no_table()
     };
     let mut db = PgSchema::new(&url);
     let dir = tempfile::tempdir().unwrap();
-    let table = format!("{}.scores", db.name);
-    let head = telco_head(dir.path(), 20);
-    let r = score(&["--input", &head, "--output", &url, "--output-table", &table]);
-    assert!(r.ok, "{}", r.stderr);
-    let before: HashSet<String> = ids_in(&mut db, "scores").into_iter().collect();
+    let (table, before) = seed_scores(&mut db, dir.path(), &url);
 
     // Output side: rows stream in through a pipe; PostgreSQL ends the writing connection while it
     // copies into the staging table.
