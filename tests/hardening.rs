@@ -650,3 +650,29 @@ async fn a_stalled_call_ends_with_deadline_exceeded_and_frees_its_slot() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_zero_limit_is_refused_at_start_naming_its_flag() {
+    let repo = repo();
+    for flag in [
+        "--max-message-bytes",
+        "--max-in-flight",
+        "--max-connections",
+        "--max-streams-per-connection",
+        "--keepalive-seconds",
+        "--keepalive-timeout-seconds",
+    ] {
+        let r = churn(&[
+            "serve",
+            "--models",
+            repo.path().to_str().unwrap(),
+            flag,
+            "0",
+        ]);
+        assert!(
+            !r.ok && r.stderr.contains(&format!("{flag} must be at least 1")),
+            "{flag}: {}",
+            r.stderr
+        );
+    }
+}

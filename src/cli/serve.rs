@@ -36,7 +36,8 @@ pub struct ServeArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// PEM certificate chain: serve TLS only (with --tls-key).
+    /// PEM certificate chain: serve TLS only (with --tls-key). The TLS files are re-read when
+    /// they change.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
@@ -72,6 +73,15 @@ pub struct ServeArgs {
     pub keepalive_timeout_seconds: u64,
 }
 
+/// `n`, or a usage error naming `flag` if it is 0: a limit of zero would refuse everything.
+fn positive<T: Copy + PartialEq + From<u8>>(flag: &str, n: T) -> Result<T> {
+    if n == T::from(0) {
+        Err(Error::Usage(format!("{flag} must be at least 1")))
+    } else {
+        Ok(n)
+    }
+}
+
 pub fn run_serve(a: ServeArgs) -> Result<()> {
     let parse = |flag: &str, s: &str| {
         s.parse()
@@ -85,13 +95,6 @@ pub fn run_serve(a: ServeArgs) -> Result<()> {
             "--deadline-seconds must be above 0 and at most 86400".into(),
         ));
     }
-    let positive = |flag: &str, n: usize| {
-        if n == 0 {
-            Err(Error::Usage(format!("{flag} must be at least 1")))
-        } else {
-            Ok(n)
-        }
-    };
     let cfg = ServeConfig {
         models: a.models.clone(),
         addr: parse("--addr", &a.addr)?,
@@ -111,13 +114,19 @@ pub fn run_serve(a: ServeArgs) -> Result<()> {
             api_keys: a.api_keys.clone(),
         },
         limits: Limits {
-            max_message_bytes: a.max_message_bytes,
+            max_message_bytes: positive("--max-message-bytes", a.max_message_bytes)?,
             max_in_flight: positive("--max-in-flight", a.max_in_flight)?,
             deadline: Duration::from_secs_f64(a.deadline_seconds),
             max_connections: positive("--max-connections", a.max_connections)?,
-            max_streams_per_connection: a.max_streams_per_connection.max(1),
-            keepalive: Duration::from_secs(a.keepalive_seconds.max(1)),
-            keepalive_timeout: Duration::from_secs(a.keepalive_timeout_seconds.max(1)),
+            max_streams_per_connection: positive(
+                "--max-streams-per-connection",
+                a.max_streams_per_connection,
+            )?,
+            keepalive: Duration::from_secs(positive("--keepalive-seconds", a.keepalive_seconds)?),
+            keepalive_timeout: Duration::from_secs(positive(
+                "--keepalive-timeout-seconds",
+                a.keepalive_timeout_seconds,
+            )?),
         },
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
