@@ -1,6 +1,6 @@
-//! Scoring kernel: rows per second through `ChurnModel::score_into` with the bundled Telco model,
+//! Scoring kernel: rows per second through `ChurnModel::score_row` (the front door) with the bundled Telco model,
 //! probability only and with the top-3 reasons. Rows are the real Telco rows, parsed once.
-use churn::model::{ChurnModel, RowScratch, sigmoid, top_k};
+use churn::model::{ChurnModel, RowScratch};
 use churn::schema::{FeatureKind, Value};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -46,7 +46,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut acc = 0.0;
             for r in &rows {
-                acc += sigmoid(model.score_into(black_box(r), false, &mut s).unwrap());
+                acc += model
+                    .score_row(black_box(r), false, &mut s)
+                    .unwrap()
+                    .probability;
             }
             acc
         })
@@ -57,9 +60,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut acc = 0.0;
             for r in &rows {
-                let logit = model.score_into(black_box(r), false, &mut s).unwrap();
-                top_k(&s.contributions, 3, &mut top);
-                acc += sigmoid(logit) + s.contributions[top[0]];
+                let score = model.score_row(black_box(r), false, &mut s).unwrap();
+                s.reasons_into(3, &mut top);
+                acc += score.probability + s.contributions[top[0]];
             }
             acc
         })

@@ -48,6 +48,40 @@ pub enum Error {
     #[error("overloaded: {0}")]
     Overloaded(String),
 
+    /// A call without a valid API key.
+    #[error("{0}")]
+    Unauthenticated(String),
+
+    /// A call that ran past its deadline.
+    #[error("the call took longer than its deadline of {0:?}")]
+    DeadlineExceeded(std::time::Duration),
+
+    /// More rows in one call than the server takes; a retry cannot fix it, so it is bad input.
+    #[error("{field}: {rows} rows is more than this server's limit of {limit}{hint}")]
+    TooManyRows {
+        field: String,
+        rows: usize,
+        limit: usize,
+        hint: &'static str,
+    },
+
+    /// A network address that cannot be listened on or reached; `flag` names the option.
+    #[error("{flag} {addr}: {message}")]
+    Address {
+        flag: &'static str,
+        addr: String,
+        message: String,
+    },
+
+    /// The gRPC server or a client connection failed while running.
+    #[error("gRPC transport: {0}")]
+    Transport(String),
+
+    /// A batch run's own count check failed: rows read must equal scored + rejected + other
+    /// shards, and rows scored must equal rows written. Nothing was written.
+    #[error("{0}; nothing was written")]
+    CountMismatch(String),
+
     /// Training could not produce a model (e.g. the solver failed to converge to finite weights).
     #[error("training failed: {0}")]
     Training(String),

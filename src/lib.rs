@@ -9,6 +9,7 @@ pub mod io;
 pub mod model;
 pub mod schema;
 pub mod serve;
+pub mod time;
 
 pub use error::{Error, FieldViolation, Result};
 pub use model::{ChurnModel, Explanation, RiskTier};

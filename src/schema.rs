@@ -2,7 +2,7 @@
 //! are transformed, imputed and standardised; categorical ones are one-hot encoded and centred by
 //! each level's training share, so every design column has training mean zero. The same encoding is
 //! used to train and to score, so a score is the same number everywhere.
-use crate::error::FieldViolation;
+use crate::io::is_missing_token;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -148,6 +148,13 @@ pub enum Resolved {
     Level(usize),
 }
 
+/// A cell the rule refused: the feature (its index in schema order) and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub feature: usize,
+    pub description: String,
+}
+
 /// What happened to a feature on its way in, beyond being used as given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Note {
@@ -194,8 +201,17 @@ impl FeatureSchema {
         self.features.iter().map(FeatureDef::width).sum()
     }
 
-    /// Checks one feature's value and resolves it to the number or level used, with a note when it
+    /// THE cell -> value rule, the same for every door (CLI, batch, churn.v1, V2, evaluate):
+    /// checks one feature's cell and resolves it to the number or level used, with a note when it
     /// was imputed or unseen. `Err` holds the violation's description.
+    ///
+    /// - Text is trimmed. For a numeric feature, text that parses as a number is that number;
+    ///   blank and missing tokens (`NA`, `null`, `?`, ...) are missing; other text is refused.
+    /// - A number must be finite and inside the feature's transform's domain.
+    /// - For a categorical feature, a number is matched as its text (as training read it), blank
+    ///   and missing tokens are missing, and a level the model never saw is unseen.
+    /// - Missing is imputed (the training median, or the most frequent level), or refused when
+    ///   `strict`.
     pub fn resolve(
         &self,
         feature: usize,
@@ -204,71 +220,50 @@ impl FeatureSchema {
     ) -> Result<(Resolved, Note), String> {
         let def = &self.features[feature];
         match (&def.kind, value) {
-            (_, Value::Missing) if strict => {
-                Err("missing: the server runs with --strict, so every feature is required".into())
+            (_, Value::Missing) => missing(&def.kind, strict),
+            (FeatureKind::Numeric(n), Value::Number(x)) => number(n, x),
+            (FeatureKind::Numeric(n), Value::Text(t)) => {
+                let t = trim(t);
+                match t.parse::<f64>() {
+                    // "NaN" and "inf" parse, and are refused as non-finite: a value, not a blank.
+                    Ok(x) => number(n, x),
+                    Err(_) if is_missing_token(t) => missing(&def.kind, strict),
+                    Err(_) => Err(format!("expected a number, got text \"{}\"", clip(t))),
+                }
             }
-            (FeatureKind::Numeric(n), Value::Missing) => {
-                Ok((Resolved::Number(n.impute), Note::Imputed))
+            (FeatureKind::Categorical(c), Value::Text(t)) => {
+                let t = trim(t);
+                // Every missing token is short: longer text skips the comparisons.
+                if t.len() <= 4 && is_missing_token(t) {
+                    return missing(&def.kind, strict);
+                }
+                Ok(level(c, t))
             }
-            (FeatureKind::Numeric(n), Value::Number(x)) => {
+            (FeatureKind::Categorical(c), Value::Number(x)) => {
                 if !x.is_finite() {
-                    Err(format!("expected a finite number, got {x}"))
-                } else if n.transform.apply(x).is_none() {
-                    Err(format!(
-                        "{x} is outside the domain of the {} transform (values must be above -1)",
-                        n.transform.name()
-                    ))
-                } else {
-                    Ok((Resolved::Number(x), Note::None))
+                    return Err(format!("expected a level, got the number {x}"));
                 }
+                Ok(level(c, &x.to_string()))
             }
-            (FeatureKind::Numeric(_), Value::Text(t)) => {
-                let t = t.trim();
-                if matches!(
-                    t.to_ascii_lowercase().as_str(),
-                    "nan" | "inf" | "-inf" | "infinity" | "-infinity"
-                ) {
-                    Err(format!("expected a finite number, got {t}"))
-                } else {
-                    Err(format!("expected a number, got text \"{}\"", clip(t)))
-                }
-            }
-            (FeatureKind::Categorical(c), Value::Missing) => {
-                Ok((Resolved::Level(c.unseen), Note::Imputed))
-            }
-            (FeatureKind::Categorical(c), Value::Text(t)) => match c.level(t) {
-                Some(l) => Ok((Resolved::Level(l), Note::None)),
-                None => Ok((Resolved::Level(c.unseen), Note::Unseen)),
-            },
-            (FeatureKind::Categorical(c), Value::Number(x)) => Err(format!(
-                "expected text (a level such as \"{}\"), got the number {x}",
-                clip(&c.levels[c.unseen])
-            )),
         }
     }
 
     /// Maps named values onto schema order; absent features are `Value::Missing`. Unknown names
-    /// are returned as violations beside the row, so that the values can still be checked and
-    /// every offending field reported at once.
-    pub fn row_from_named<'a, I>(&self, named: I) -> (Vec<Value<'a>>, Vec<FieldViolation>)
+    /// are returned beside the row, so that the values can still be checked and every offending
+    /// field reported at once.
+    pub fn row_from_named<'a, I>(&self, named: I) -> (Vec<Value<'a>>, Vec<&'a str>)
     where
         I: IntoIterator<Item = (&'a str, Value<'a>)>,
     {
         let mut row = vec![Value::Missing; self.features.len()];
-        let mut violations = Vec::new();
+        let mut unknown = Vec::new();
         for (name, v) in named {
             match self.index_of(name) {
                 Some(i) => row[i] = v,
-                None => violations.push(FieldViolation {
-                    field: name.to_string(),
-                    description: format!(
-                        "unknown feature; the model's features are: {}",
-                        self.feature_list()
-                    ),
-                }),
+                None => unknown.push(name),
             }
         }
-        (row, violations)
+        (row, unknown)
     }
 
     /// The feature names for messages (the first 30 and a count when there are more).
@@ -279,6 +274,48 @@ impl FeatureSchema {
         } else {
             names.join(", ")
         }
+    }
+}
+
+fn missing(kind: &FeatureKind, strict: bool) -> Result<(Resolved, Note), String> {
+    match kind {
+        _ if strict => Err("missing: strict scoring (--strict) requires every feature".into()),
+        FeatureKind::Numeric(n) => Ok((Resolved::Number(n.impute), Note::Imputed)),
+        FeatureKind::Categorical(c) => Ok((Resolved::Level(c.unseen), Note::Imputed)),
+    }
+}
+
+#[inline]
+fn number(n: &NumericEncoding, x: f64) -> Result<(Resolved, Note), String> {
+    if !x.is_finite() {
+        Err(format!("expected a finite number, got {x}"))
+    } else if n.transform.apply(x).is_none() {
+        Err(format!(
+            "{x} is outside the domain of the {} transform (values must be above -1)",
+            n.transform.name()
+        ))
+    } else {
+        Ok((Resolved::Number(x), Note::None))
+    }
+}
+
+#[inline]
+fn level(c: &CategoricalEncoding, t: &str) -> (Resolved, Note) {
+    match c.level(t) {
+        Some(l) => (Resolved::Level(l), Note::None),
+        None => (Resolved::Level(c.unseen), Note::Unseen),
+    }
+}
+
+/// `t` without surrounding whitespace; the common case, no whitespace at either end, is checked
+/// on two bytes.
+#[inline]
+fn trim(t: &str) -> &str {
+    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_whitespace() || *b >= 0x80);
+    if edge(t.as_bytes().first()) || edge(t.as_bytes().last()) {
+        t.trim()
+    } else {
+        t
     }
 }
 

@@ -154,7 +154,7 @@ async fn bad_requests_get_the_right_codes_naming_every_field() {
     let mut bad = good.clone();
     bad.features.insert("favourite_colour".into(), text("blue"));
     bad.features.insert("tenure".into(), num(f64::NAN));
-    bad.features.insert("Contract".into(), num(2.0));
+    bad.features.insert("TotalCharges".into(), num(-3.0));
     bad.features.insert("MonthlyCharges".into(), text("lots"));
     let err = c.score(bad).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -163,7 +163,7 @@ async fn bad_requests_get_the_right_codes_naming_every_field() {
     for f in [
         "features.favourite_colour",
         "features.tenure",
-        "features.Contract",
+        "features.TotalCharges",
         "features.MonthlyCharges",
     ] {
         assert!(fields.contains(&f), "{f} not in {fields:?}");
@@ -454,6 +454,11 @@ async fn sighup_reloads_and_an_empty_repository_is_not_serving_until_a_model_arr
         status(&mut health, "churn.v1.ChurnService").await,
         ServingStatus::Serving as i32
     );
+    assert_eq!(
+        status(&mut health, "inference.GRPCInferenceService").await,
+        ServingStatus::Serving as i32,
+        "health lists the V2 service too"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,4 +600,103 @@ async fn json_logs_are_one_object_per_line() {
         assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
     }
     assert!(log.contains("\"model\":\"telco@1\""), "{log}");
+}
+
+/// The bundled model with its intercept moved: every probability differs from version 1's.
+fn shifted_model(dir: &std::path::Path, by: f64) -> std::path::PathBuf {
+    let mut v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("models/telco/1/model.json")).unwrap(),
+    )
+    .unwrap();
+    for k in ["intercept", "baseline_logit"] {
+        v[k] = serde_json::json!(v[k].as_f64().unwrap() + by);
+    }
+    let p = dir.join(format!("shifted_{by}.json"));
+    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_models_and_no_default_refuse_an_unnamed_request_naming_the_models_and_flag() {
+    let repo = repo();
+    install(
+        repo.path(),
+        "another",
+        1,
+        &root().join("models/telco/1/model.json"),
+    );
+    let srv = Server::start(repo.path(), &[]);
+    let mut c = srv.client().await;
+    let (req, _) = telco_requests(1).remove(0);
+    let err = c.score(req.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    for part in ["another@1", "telco@1", "--default-model"] {
+        assert!(err.message().contains(part), "{part}: {}", err.message());
+    }
+    // Named, it is served; and with --default-model the unnamed request is too.
+    let mut named = req.clone();
+    named.model = "another".into();
+    assert_eq!(
+        c.score(named).await.unwrap().into_inner().model,
+        "another@1"
+    );
+    let srv = Server::start(repo.path(), &["--default-model", "telco"]);
+    let mut c = srv.client().await;
+    assert_eq!(c.score(req).await.unwrap().into_inner().model, "telco@1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_score_batch_is_scored_by_one_model_version_across_reloads() {
+    let repo = repo();
+    let shifted = tempfile::tempdir().unwrap();
+    let srv = Server::start(repo.path(), &["--poll-seconds", "0.02"]);
+    let mut c = srv.client().await;
+    let rows: Vec<proto::ScoreRequest> = telco_requests(1000).into_iter().map(|r| r.0).collect();
+    // New versions keep arriving while batches are scored.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let installer = {
+        let (stop, dir, repo) = (
+            stop.clone(),
+            shifted.path().to_path_buf(),
+            repo.path().to_path_buf(),
+        );
+        std::thread::spawn(move || {
+            let mut v = 2;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                install(&repo, "telco", v, &shifted_model(&dir, v as f64 / 10.0));
+                v += 1;
+                std::thread::sleep(Duration::from_millis(15));
+            }
+            v - 2
+        })
+    };
+    let mut versions_seen = std::collections::BTreeSet::new();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(4) {
+        let resp = c
+            .score_batch(proto::ScoreBatchRequest {
+                rows: rows.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = resp.rows[0].model.clone();
+        assert!(
+            resp.rows.iter().all(|r| r.model == first),
+            "one batch, several versions: {:?}",
+            resp.rows
+                .iter()
+                .map(|r| r.model.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+        );
+        versions_seen.insert(first);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let installed = installer.join().unwrap();
+    assert!(installed > 20, "only {installed} versions were installed");
+    assert!(
+        versions_seen.len() > 3,
+        "reloads happened while batches ran: {versions_seen:?}"
+    );
 }

@@ -312,8 +312,9 @@ async fn model_infer_equals_churn_v1_for_1000_rows_raw_and_typed() {
             assert_eq!(p[i], w.churn_probability, "row {i} (raw {raw})");
             assert_eq!(tiers[i], tier_name(w.risk_tier), "row {i}");
             let row = &contributions[i * f..(i + 1) * f];
-            // Every reason churn.v1 gives is the same number in the same feature's column.
-            assert_eq!(w.reasons.len(), f);
+            // Every reason churn.v1 gives is the same number in the same feature's column; the
+            // features the row lacks (imputed) are never reasons.
+            assert_eq!(w.reasons.len(), f - w.imputed_features.len());
             for r in &w.reasons {
                 let col = inputs.iter().position(|(n, _)| *n == r.feature).unwrap();
                 assert_eq!(row[col], r.contribution, "row {i} {}", r.feature);

@@ -1,19 +1,19 @@
 //! Interop: the stock Python Triton client (`tritonclient.grpc`) against `churn serve`. The client
 //! builds its tensors from ModelMetadata alone; its probabilities, tiers and contributions must be
-//! churn.v1's for the same rows, exactly. Needs `.ci/python-env` (CI runs it); skipped loudly
-//! without it.
+//! churn.v1's for the same rows, exactly. The venv of `.ci/python-env` is made on first use.
 mod common;
 mod grpc;
 use common::*;
 use grpc::*;
 use std::process::Command;
 
+#[cfg_attr(
+    churn_skip_python,
+    ignore = "CHURN_SKIP_PYTHON was set when the tests were built"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tritonclient_gets_churn_v1_scores_metadata_and_error_codes() {
-    let Some(python) = test_python("tritonclient_gets_churn_v1_scores_metadata_and_error_codes")
-    else {
-        return;
-    };
+    let python = test_python();
     let repo = repo();
     let srv = Server::start(repo.path(), &[]);
     let out = tempfile::NamedTempFile::new().unwrap();

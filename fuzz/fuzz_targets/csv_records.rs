@@ -2,7 +2,7 @@
 //! for the cores (`split_ranges`) loses, duplicates or changes no record: the parts parsed one by
 //! one give exactly the records of the whole.
 #![no_main]
-use churn::batch::csv_records::{RecordParser, split_ranges};
+use churn::io::csv_records::{RecordParser, split_ranges};
 use libfuzzer_sys::fuzz_target;
 
 /// Every record's fields (or its kind when it has none to compare), in order.

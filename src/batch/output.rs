@@ -1,16 +1,19 @@
-//! Where scores go: a CSV or Parquet file (written under a temporary name and renamed into place
-//! at the end) or a PostgreSQL table (staged and swapped in one transaction).
+//! Where scores go, and the row format they go in: a CSV or Parquet file (written under a temporary
+//! name and renamed into place at the end) or a PostgreSQL table (staged and swapped in one
+//! transaction).
 //!
-//! Columns: id, churn_probability, risk_tier, [rank], reason_1, contribution_1, ...; the model id
-//! is a `model` column in CSV and tables, and the file metadata `churn.model` in Parquet. With
+//! The columns are defined once, by [`OutputSpec::columns`]: id, churn_probability, risk_tier,
+//! [rank], reason_1, contribution_1, ..., model. CSV, Parquet, PostgreSQL and the rank pass all
+//! take them from there. In Parquet the model id is also the file metadata `churn.model`. With
 //! `--rank` the rank (1 = highest probability, ties share the best rank, as SQL's `rank()`) needs
 //! every probability first, so a file is written once without it and then rewritten with it.
-use super::csv_records::{RecordParser, split_ranges};
-use super::input::{Block, BlockSource, CsvSource, Numbering};
-use super::postgres::{OutColumn, PgTableWriter, TableSpec};
-use super::score::{BufferPool, Part, Sink, push_csv_field};
 use crate::error::{Error, Result};
 use crate::io::TableFormat;
+use crate::io::atomic::TempFile;
+use crate::io::blocks::{Block, BlockSource, CsvSource, Numbering};
+use crate::io::csv_records::{Record, RecordParser, split_ranges};
+use crate::io::csv_write::{csv_field, push_csv_field, push_f64};
+use crate::io::postgres::{self, OutColumn, PgTableWriter, TableSpec};
 use crate::model::RiskTier;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
@@ -18,6 +21,22 @@ use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Where scores go.
+#[derive(Debug, Clone)]
+pub enum Sink {
+    File(PathBuf),
+    Postgres { url: String, table: String },
+}
+
+impl Sink {
+    pub fn describe(&self) -> String {
+        match self {
+            Sink::File(p) => p.display().to_string(),
+            Sink::Postgres { url, table } => format!("{} table {table}", postgres::redact(url)),
+        }
+    }
+}
 
 /// What the output holds.
 #[derive(Debug, Clone)]
@@ -30,20 +49,37 @@ pub struct OutputSpec {
     pub feature_names: Vec<String>,
 }
 
+/// A column's type in every output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Text,
+    Float,
+    Integer,
+}
+
+/// Where `rank` goes: right after `risk_tier`.
+const RANK_AT: usize = 3;
+/// The column ranks are computed from, highest first.
+const RANK_BY: usize = 1;
+
 impl OutputSpec {
-    /// Column names and whether each is numeric; `rank` is left out (it is added last).
-    fn columns(&self, with_model: bool) -> Vec<(String, bool)> {
+    /// The output's columns, in order: the one definition of the row format. `rank` is there when
+    /// `with_rank`; `model` when `with_model` (Parquet keeps the model id as file metadata).
+    pub fn columns(&self, with_rank: bool, with_model: bool) -> Vec<(String, ColumnType)> {
         let mut c = vec![
-            (self.id_name.clone(), false),
-            ("churn_probability".into(), true),
-            ("risk_tier".into(), false),
+            (self.id_name.clone(), ColumnType::Text),
+            ("churn_probability".into(), ColumnType::Float),
+            ("risk_tier".into(), ColumnType::Text),
         ];
+        if with_rank {
+            c.push(("rank".into(), ColumnType::Integer));
+        }
         for k in 1..=self.top_k {
-            c.push((format!("reason_{k}"), false));
-            c.push((format!("contribution_{k}"), true));
+            c.push((format!("reason_{k}"), ColumnType::Text));
+            c.push((format!("contribution_{k}"), ColumnType::Float));
         }
         if with_model {
-            c.push(("model".into(), false));
+            c.push(("model".into(), ColumnType::Text));
         }
         c
     }
@@ -57,48 +93,143 @@ pub struct ScoredCols {
     pub id_ends: Vec<usize>,
     pub p: Vec<f64>,
     pub tier: Vec<RiskTier>,
-    /// `top_k` entries a row: (feature, contribution), None past the model's features.
+    /// `top_k` entries a row: (feature, contribution), None past the reasons found.
     pub reasons: Vec<Option<(u32, f64)>>,
 }
 
-/// A file written under a temporary name in the same folder; removed unless kept.
-pub(crate) struct TempFile {
-    tmp: PathBuf,
-    keep: bool,
+/// A rejected row, located within its part.
+pub(crate) struct Reject {
+    pub(crate) line: u64,
+    pub(crate) row: u64,
+    pub(crate) id: String,
+    pub(crate) columns: String,
+    pub(crate) reason: String,
 }
 
-impl TempFile {
-    pub(crate) fn beside(path: &Path, tag: &str) -> TempFile {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .and_then(|s| s.to_str())
-            .unwrap_or("scores");
-        TempFile {
-            tmp: dir.join(format!(".{name}.{tag}-{}", std::process::id())),
-            keep: false,
+/// What one part of a block produced.
+#[derive(Default)]
+pub(crate) struct Part {
+    /// Rows seen (records, bad ones included; blank lines are not rows).
+    pub(crate) rows: u64,
+    /// Lines consumed (CSV).
+    pub(crate) lines: u64,
+    pub(crate) other_shards: u64,
+    pub(crate) tiers: [u64; 3],
+    pub(crate) rejects: Vec<Reject>,
+    /// Scored rows as CSV lines (CSV file or table output).
+    pub(crate) csv: Vec<u8>,
+    /// Scored rows as columns (Parquet output).
+    pub(crate) cols: ScoredCols,
+    /// Probabilities of the scored rows (with --rank).
+    pub(crate) probs: Vec<f64>,
+}
+
+impl Part {
+    /// Rows scored in this part.
+    pub(crate) fn scored(&self) -> u64 {
+        self.tiers.iter().sum()
+    }
+}
+
+/// How one scored row is laid out, ready for the part's CSV bytes or columns.
+pub(crate) struct RowFormat {
+    csv: bool,
+    top_k: usize,
+    keep_probs: bool,
+    /// Feature names and the model id, ready to paste into CSV.
+    csv_names: Vec<Vec<u8>>,
+    csv_model: Vec<u8>,
+}
+
+impl RowFormat {
+    pub(crate) fn new(spec: &OutputSpec, csv: bool) -> Self {
+        RowFormat {
+            csv,
+            top_k: spec.top_k,
+            keep_probs: spec.rank,
+            csv_names: spec
+                .feature_names
+                .iter()
+                .map(|f| csv_field(f.as_bytes()))
+                .collect(),
+            csv_model: csv_field(spec.model_id.as_bytes()),
         }
     }
 
-    pub(crate) fn create(&self) -> Result<std::fs::File> {
-        std::fs::File::create(&self.tmp).map_err(|e| Error::io(&self.tmp, e))
+    pub(crate) fn wants_csv(&self) -> bool {
+        self.csv
     }
 
-    /// Renames the file to `path`.
-    pub(crate) fn persist(mut self, path: &Path) -> Result<()> {
-        std::fs::rename(&self.tmp, path).map_err(|e| Error::io(path, e))?;
-        self.keep = true;
-        Ok(())
+    /// Appends one scored row: its id, probability, tier and reasons (feature indices, largest
+    /// first) with their contributions, in the columns of [`OutputSpec::columns`].
+    pub(crate) fn push(
+        &self,
+        part: &mut Part,
+        id: &str,
+        p: f64,
+        tier: RiskTier,
+        reasons: &[usize],
+        contributions: &[f64],
+    ) {
+        part.tiers[match tier {
+            RiskTier::High => 0,
+            RiskTier::Medium => 1,
+            RiskTier::Low => 2,
+        }] += 1;
+        if self.keep_probs {
+            part.probs.push(p);
+        }
+        if self.csv {
+            let out = &mut part.csv;
+            push_csv_field(out, id.as_bytes());
+            out.push(b',');
+            push_f64(out, p);
+            out.push(b',');
+            out.extend_from_slice(tier.as_str().as_bytes());
+            for k in 0..self.top_k {
+                out.push(b',');
+                if let Some(&i) = reasons.get(k) {
+                    out.extend_from_slice(&self.csv_names[i]);
+                    out.push(b',');
+                    push_f64(out, contributions[i]);
+                } else {
+                    out.push(b',');
+                }
+            }
+            out.push(b',');
+            out.extend_from_slice(&self.csv_model);
+            out.push(b'\n');
+        } else {
+            let c = &mut part.cols;
+            c.ids.push_str(id);
+            c.id_ends.push(c.ids.len());
+            c.p.push(p);
+            c.tier.push(tier);
+            for k in 0..self.top_k {
+                c.reasons
+                    .push(reasons.get(k).map(|&i| (i as u32, contributions[i])));
+            }
+        }
     }
 }
 
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.tmp);
+/// Output buffers handed back by the writer for the next parts, so each block does not fault in
+/// fresh memory.
+#[derive(Default)]
+pub(crate) struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl BufferPool {
+    pub(crate) fn take(&self, capacity: usize) -> Vec<u8> {
+        let mut v = self.0.lock().unwrap().pop().unwrap_or_default();
+        v.clear();
+        v.reserve(capacity);
+        v
+    }
+
+    pub(crate) fn give(&self, v: Vec<u8>) {
+        let mut pool = self.0.lock().unwrap();
+        if pool.len() < 256 {
+            pool.push(v);
         }
     }
 }
@@ -123,34 +254,28 @@ pub(crate) enum Output {
 }
 
 fn parquet_schema(spec: &OutputSpec, rank: bool) -> Arc<Schema> {
-    let mut fields: Vec<Field> = spec
-        .columns(false)
+    let fields: Vec<Field> = spec
+        .columns(rank, false)
         .into_iter()
-        .enumerate()
-        .map(|(i, (name, numeric))| {
-            let ty = if numeric {
-                DataType::Float64
-            } else {
-                DataType::Utf8
+        .map(|(name, ty)| {
+            // id, probability, tier (and rank) are never null; reasons past the last are.
+            let nullable = name.starts_with("reason_") || name.starts_with("contribution_");
+            let ty = match ty {
+                ColumnType::Text => DataType::Utf8,
+                ColumnType::Float => DataType::Float64,
+                ColumnType::Integer => DataType::Int64,
             };
-            Field::new(name, ty, i >= 3)
+            Field::new(name, ty, nullable)
         })
         .collect();
-    if rank {
-        fields.insert(3, Field::new("rank", DataType::Int64, false));
-    }
     let meta: std::collections::HashMap<String, String> =
         [("churn.model".to_string(), spec.model_id.clone())].into();
     Arc::new(Schema::new_with_metadata(fields, meta))
 }
 
 fn csv_header(spec: &OutputSpec, rank: bool) -> Vec<u8> {
-    let mut names: Vec<String> = spec.columns(true).into_iter().map(|c| c.0).collect();
-    if rank {
-        names.insert(3, "rank".into());
-    }
     let mut out = Vec::new();
-    for (i, n) in names.iter().enumerate() {
+    for (i, (n, _)) in spec.columns(rank, true).iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -161,20 +286,23 @@ fn csv_header(spec: &OutputSpec, rank: bool) -> Vec<u8> {
 }
 
 impl Output {
-    pub fn create(sink: &Sink, spec: &OutputSpec) -> Result<Output> {
+    pub(crate) fn create(sink: &Sink, spec: &OutputSpec) -> Result<Output> {
         match sink {
             Sink::Postgres { url, table } => {
                 let columns = spec
-                    .columns(true)
+                    .columns(false, true)
                     .into_iter()
-                    .map(|(name, numeric)| OutColumn { name, numeric })
+                    .map(|(name, ty)| OutColumn {
+                        name,
+                        numeric: ty != ColumnType::Text,
+                    })
                     .collect();
                 let w = PgTableWriter::create(
                     url,
                     TableSpec {
                         table: table.clone(),
                         columns,
-                        rank: spec.rank,
+                        rank: spec.rank.then_some((RANK_AT, RANK_BY)),
                         comment: format!(
                             "churn scores from model {}, written {}",
                             spec.model_id,
@@ -193,7 +321,7 @@ impl Output {
                         // through to the file instead of copying.
                         let mut w = std::io::BufWriter::with_capacity(64 << 10, f);
                         w.write_all(&csv_header(spec, false))
-                            .map_err(|e| Error::io(&file.tmp, e))?;
+                            .map_err(|e| Error::io(file.path(), e))?;
                         Ok(Output::Csv {
                             path: path.clone(),
                             file,
@@ -221,25 +349,25 @@ impl Output {
     }
 
     /// Whether parts should carry CSV lines (else columns).
-    pub fn wants_csv(&self) -> bool {
+    pub(crate) fn wants_csv(&self) -> bool {
         !matches!(self, Output::Parquet { .. })
     }
 
     /// Writes the scored rows of a block's parts, in order.
-    pub fn write(&mut self, parts: Vec<Part>, pool: &BufferPool) -> Result<()> {
+    pub(crate) fn write(&mut self, parts: Vec<Part>, pool: &BufferPool) -> Result<()> {
         match self {
             Output::Csv { file, w, rows, .. } => {
                 for p in parts {
-                    w.write_all(&p.csv).map_err(|e| Error::io(&file.tmp, e))?;
+                    w.write_all(&p.csv).map_err(|e| Error::io(file.path(), e))?;
                     *rows += p.scored();
                     pool.give(p.csv);
                 }
                 // Each block goes to disk while the next is scored, so the sync before the final
                 // rename has little left to do.
-                w.flush().map_err(|e| Error::io(&file.tmp, e))?;
+                w.flush().map_err(|e| Error::io(file.path(), e))?;
                 w.get_ref()
                     .sync_data()
-                    .map_err(|e| Error::io(&file.tmp, e))?;
+                    .map_err(|e| Error::io(file.path(), e))?;
             }
             Output::Table(t) => {
                 for p in parts {
@@ -311,7 +439,7 @@ impl Output {
 
     /// Completes the output (adding ranks from `sorted_probs`, highest first, when asked) and
     /// puts it in place; returns the rows written.
-    pub fn finish(self, sorted_probs: &[f64]) -> Result<u64> {
+    pub(crate) fn finish(self, sorted_probs: &[f64]) -> Result<u64> {
         match self {
             Output::Table(t) => t.commit(),
             Output::Csv {
@@ -321,16 +449,14 @@ impl Output {
                 rows,
                 spec,
             } => {
-                w.flush().map_err(|e| Error::io(&file.tmp, e))?;
+                w.flush().map_err(|e| Error::io(file.path(), e))?;
                 drop(w);
                 if !spec.rank {
-                    sync(&file.tmp)?;
                     file.persist(&path)?;
                     return Ok(rows);
                 }
                 let ranked = TempFile::beside(&path, "ranked");
-                let n = rank_csv(&file.tmp, &ranked, &spec, sorted_probs)?;
-                sync(&ranked.tmp)?;
+                let n = rank_csv(file.path(), &ranked, &spec, sorted_probs)?;
                 ranked.persist(&path)?;
                 Ok(n)
             }
@@ -344,24 +470,16 @@ impl Output {
             } => {
                 w.close().map_err(|e| Error::data(&path, e.to_string()))?;
                 if !spec.rank {
-                    sync(&file.tmp)?;
                     file.persist(&path)?;
                     return Ok(rows);
                 }
                 let ranked = TempFile::beside(&path, "ranked");
-                let n = rank_parquet(&file.tmp, &ranked, &spec, sorted_probs)?;
-                sync(&ranked.tmp)?;
+                let n = rank_parquet(file.path(), &ranked, &spec, sorted_probs)?;
                 ranked.persist(&path)?;
                 Ok(n)
             }
         }
     }
-}
-
-fn sync(path: &Path) -> Result<()> {
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(path, e))
 }
 
 /// Ranks from every probability, sorted highest first. A plain binary search over millions of
@@ -395,10 +513,10 @@ impl<'a> Ranks<'a> {
 fn rank_csv(from: &Path, to: &TempFile, spec: &OutputSpec, sorted: &[f64]) -> Result<u64> {
     let ranks = Ranks::new(sorted);
     let f = std::fs::File::open(from).map_err(|e| Error::io(from, e))?;
-    let mut src = CsvSource::new(from.to_path_buf(), f, None, Numbering::Line)?;
+    let mut src = CsvSource::new(from.to_path_buf(), f, None, Numbering::Line, Some(b','))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, to.create()?);
     w.write_all(&csv_header(spec, true))
-        .map_err(|e| Error::io(&to.tmp, e))?;
+        .map_err(|e| Error::io(to.path(), e))?;
     let mut rows = 0u64;
     let parts = rayon::current_num_threads() * 4;
     while let Some(Block::Csv { bytes, .. }) = src.next_block(65_536)? {
@@ -411,10 +529,10 @@ fn rank_csv(from: &Path, to: &TempFile, spec: &OutputSpec, sorted: &[f64]) -> Re
                 let mut fields = Vec::new();
                 let mut n = 0;
                 while let Some((_, rec)) = p.next_record(&mut fields) {
-                    if !matches!(rec, super::csv_records::Record::Fields) || fields.len() < 3 {
+                    if !matches!(rec, Record::Fields) || fields.len() <= RANK_BY {
                         return Err("a row of the first pass is not a record".to_string());
                     }
-                    let prob: f64 = std::str::from_utf8(&fields[1])
+                    let prob: f64 = std::str::from_utf8(&fields[RANK_BY])
                         .ok()
                         .and_then(|t| t.parse().ok())
                         .ok_or("a probability of the first pass does not parse")?;
@@ -422,7 +540,7 @@ fn rank_csv(from: &Path, to: &TempFile, spec: &OutputSpec, sorted: &[f64]) -> Re
                         if i > 0 {
                             out.push(b',');
                         }
-                        if i == 3 {
+                        if i == RANK_AT {
                             out.extend_from_slice(ranks.of(prob).to_string().as_bytes());
                             out.push(b',');
                         }
@@ -436,11 +554,11 @@ fn rank_csv(from: &Path, to: &TempFile, spec: &OutputSpec, sorted: &[f64]) -> Re
             .collect();
         for o in out {
             let (bytes, n) = o.map_err(|e| Error::data(from, e))?;
-            w.write_all(&bytes).map_err(|e| Error::io(&to.tmp, e))?;
+            w.write_all(&bytes).map_err(|e| Error::io(to.path(), e))?;
             rows += n;
         }
     }
-    w.flush().map_err(|e| Error::io(&to.tmp, e))?;
+    w.flush().map_err(|e| Error::io(to.path(), e))?;
     Ok(rows)
 }
 
@@ -453,25 +571,26 @@ fn rank_parquet(from: &Path, to: &TempFile, spec: &OutputSpec, sorted: &[f64]) -
         .map_err(|e| Error::data(from, e.to_string()))?;
     let schema = parquet_schema(spec, true);
     let mut w = parquet::arrow::ArrowWriter::try_new(to.create()?, schema.clone(), None)
-        .map_err(|e| Error::data(&to.tmp, e.to_string()))?;
+        .map_err(|e| Error::data(to.path(), e.to_string()))?;
     let mut rows = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| Error::data(from, e.to_string()))?;
         let p = batch
-            .column(1)
+            .column(RANK_BY)
             .as_any()
             .downcast_ref::<Float64Array>()
             .ok_or_else(|| Error::data(from, "churn_probability is not float64"))?;
         let ranks: Vec<i64> = p.values().par_iter().map(|&x| ranks.of(x) as i64).collect();
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
-        cols.insert(3, Arc::new(Int64Array::from(ranks)));
+        cols.insert(RANK_AT, Arc::new(Int64Array::from(ranks)));
         let out = RecordBatch::try_new(schema.clone(), cols)
-            .map_err(|e| Error::data(&to.tmp, e.to_string()))?;
+            .map_err(|e| Error::data(to.path(), e.to_string()))?;
         w.write(&out)
-            .map_err(|e| Error::data(&to.tmp, e.to_string()))?;
+            .map_err(|e| Error::data(to.path(), e.to_string()))?;
         rows += batch.num_rows() as u64;
     }
-    w.close().map_err(|e| Error::data(&to.tmp, e.to_string()))?;
+    w.close()
+        .map_err(|e| Error::data(to.path(), e.to_string()))?;
     Ok(rows)
 }
 

@@ -6,84 +6,19 @@
 //! (with its line or row, id, columns and reason), or in another shard, and the job checks that the
 //! counts add up. Files are written to a temporary name and renamed at the end; a table is staged
 //! and swapped in one transaction; so a failed run never leaves partial output.
-use super::input::{self, Block, BlockSource, CellRef, CsvLayout, Numbering};
-use super::output::{Output, OutputSpec, ScoredCols};
-use super::postgres::{self, PgSource, Query};
+use super::output::{BufferPool, Output, OutputSpec, Part, Reject, RowFormat, Sink};
 use crate::error::{Error, Result};
-use crate::io::is_missing_token;
-use crate::model::{ChurnModel, RiskTier, RowScratch, sigmoid, top_k};
-use crate::schema::{FeatureKind, Value};
+use crate::io::blocks::{self, Block, CellRef, CsvLayout, Numbering, Source};
+use crate::io::csv_records::{self, Record, RecordParser};
+use crate::io::progress::Progress;
+use crate::io::shard::Shard;
+use crate::model::{ChurnModel, RowScratch};
+use crate::schema::Value;
 use arrow_array::ArrayRef;
 use rayon::prelude::*;
 use std::borrow::Cow;
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// `--shard i/N`: score only the customers whose id hashes to shard i of N.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u64,
-    pub count: u64,
-}
-
-impl Shard {
-    pub fn parse(s: &str) -> Result<Shard> {
-        let bad = || Error::Usage(format!("--shard {s}: expected i/N with 0 <= i < N"));
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (u64, u64) = (
-            i.trim().parse().map_err(|_| bad())?,
-            n.trim().parse().map_err(|_| bad())?,
-        );
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
-    }
-
-    /// The shard of an id: FNV-1a (64-bit) of its UTF-8 bytes, modulo N. Fixed forever, so every
-    /// run on every machine splits the same way.
-    pub fn of(id: &str, count: u64) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in id.as_bytes() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h % count
-    }
-
-    /// Whether a row belongs here. A row whose id cannot be read belongs to shard 0, so it is
-    /// reported once across all shards.
-    fn owns(self, id: Option<&str>) -> bool {
-        match id {
-            Some(id) => Shard::of(id, self.count) == self.index,
-            None => self.index == 0,
-        }
-    }
-}
-
-/// Where rows come from.
-#[derive(Debug, Clone)]
-pub enum Source {
-    File(PathBuf),
-    Postgres { url: String, query: Query },
-}
-
-/// Where scores go.
-#[derive(Debug, Clone)]
-pub enum Sink {
-    File(PathBuf),
-    Postgres { url: String, table: String },
-}
-
-impl Sink {
-    pub fn describe(&self) -> String {
-        match self {
-            Sink::File(p) => p.display().to_string(),
-            Sink::Postgres { url, table } => format!("{} table {table}", postgres::redact(url)),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ScoreJob {
@@ -99,6 +34,11 @@ pub struct ScoreJob {
     /// Adds `rank`: 1 = highest probability; equal probabilities share a rank.
     pub rank: bool,
     pub chunk_rows: usize,
+    /// Refuse rows with missing features (and inputs lacking a feature column) instead of
+    /// imputing them.
+    pub strict: bool,
+    /// The CSV field delimiter (default: found from the header line).
+    pub delimiter: Option<u8>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -114,61 +54,8 @@ pub struct ScoreSummary {
     pub seconds: f64,
     pub rows_per_second: f64,
     pub rejects_file: Option<PathBuf>,
-}
-
-/// A rejected row, located within its part.
-struct LocalReject {
-    line: u64,
-    row: u64,
-    id: String,
-    columns: String,
-    reason: String,
-}
-
-/// What one part of a block produced.
-#[derive(Default)]
-pub(crate) struct Part {
-    /// Rows seen (records, bad ones included; blank lines are not rows).
-    rows: u64,
-    /// Lines consumed (CSV).
-    lines: u64,
-    other_shards: u64,
-    tiers: [u64; 3],
-    rejects: Vec<LocalReject>,
-    /// Scored rows as CSV lines (CSV file or table output).
-    pub(crate) csv: Vec<u8>,
-    /// Scored rows as columns (Parquet output).
-    pub(crate) cols: ScoredCols,
-    /// Probabilities of the scored rows (with --rank).
-    probs: Vec<f64>,
-}
-
-impl Part {
-    /// Rows scored in this part.
-    pub(crate) fn scored(&self) -> u64 {
-        self.tiers.iter().sum()
-    }
-}
-
-/// Output buffers handed back by the writer for the next parts, so each block does not fault in
-/// fresh memory.
-#[derive(Default)]
-pub(crate) struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
-
-impl BufferPool {
-    fn take(&self, capacity: usize) -> Vec<u8> {
-        let mut v = self.0.lock().unwrap().pop().unwrap_or_default();
-        v.clear();
-        v.reserve(capacity);
-        v
-    }
-
-    pub(crate) fn give(&self, v: Vec<u8>) {
-        let mut pool = self.0.lock().unwrap();
-        if pool.len() < 256 {
-            pool.push(v);
-        }
-    }
+    /// Feature columns the input lacks: imputed for every row.
+    pub imputed_columns: Vec<String>,
 }
 
 /// Per-thread buffers reused from row to row.
@@ -184,13 +71,14 @@ struct Scorer<'m> {
     model: &'m ChurnModel,
     top_k: usize,
     shard: Option<Shard>,
+    strict: bool,
     has_id: bool,
-    csv_out: bool,
-    keep_probs: bool,
     numbering: Numbering,
-    /// Feature names and the model id, ready to paste into CSV.
-    csv_names: Vec<Vec<u8>>,
-    csv_model: Vec<u8>,
+    /// For each feature, its cell among the selected columns; `None` when the input lacks it.
+    slots: Vec<Option<usize>>,
+    /// Where the id is among the selected columns.
+    id_slot: usize,
+    format: RowFormat,
     pool: std::sync::Arc<BufferPool>,
 }
 
@@ -204,10 +92,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
             features.len()
         )));
     }
-    let mut source: Box<dyn BlockSource> = match &job.input {
-        Source::File(p) => input::open_file(p)?,
-        Source::Postgres { url, query } => Box::new(PgSource::open(url, query)?),
-    };
+    let (mut source, _) = job.input.open(job.delimiter)?;
     let header = source.header().to_vec();
     let id = match &job.id {
         Some(id) => Some(id.clone()),
@@ -223,7 +108,44 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
             "--shard needs a customer id column: pass --id COL".into(),
         ));
     }
-    let mut columns: Vec<String> = features.iter().map(|f| f.name.clone()).collect();
+    // A feature column the input lacks is imputed for every row, as a request without that
+    // feature is; with --strict it is refused.
+    let imputed_columns: Vec<String> = features
+        .iter()
+        .filter(|f| !header.contains(&f.name))
+        .map(|f| f.name.clone())
+        .collect();
+    if imputed_columns.len() == features.len() {
+        // Not a table of these customers at all (scores, another model's table): say so rather
+        // than score every row as the average customer.
+        return Err(Error::column(
+            job.input.name(),
+            &features[0].name,
+            format!(
+                "no such column: the input has none of the model's features ({}); its columns are: {}",
+                model.schema().feature_list(),
+                header.join(", ")
+            ),
+        ));
+    }
+    if job.strict && !imputed_columns.is_empty() {
+        return Err(Error::column(
+            job.input.name(),
+            imputed_columns.join(", "),
+            "the model needs this feature column and --strict refuses to impute it",
+        ));
+    }
+    let mut columns: Vec<String> = Vec::with_capacity(features.len() + 1);
+    let slots: Vec<Option<usize>> = features
+        .iter()
+        .map(|f| {
+            (!imputed_columns.contains(&f.name)).then(|| {
+                columns.push(f.name.clone());
+                columns.len() - 1
+            })
+        })
+        .collect();
+    let id_slot = columns.len();
     if let Some(id) = &id {
         columns.push(id.clone());
     }
@@ -239,7 +161,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
         feature_names: features.iter().map(|f| f.name.clone()).collect(),
     };
     let output = Output::create(&job.output, &spec)?;
-    let csv_out = output.wants_csv();
+    let format = RowFormat::new(&spec, output.wants_csv());
     // Scored blocks are written on their own thread while the next block is scored.
     let (written, to_write) = std::sync::mpsc::sync_channel::<Vec<Part>>(1);
     let pool = std::sync::Arc::new(BufferPool::default());
@@ -259,9 +181,23 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
         }
         Sink::Postgres { table, .. } => PathBuf::from(format!("{table}.rejects.csv")),
     });
-    let scorer = Scorer::new(model, job, id.is_some(), csv_out, numbering, pool);
+    let scorer = Scorer {
+        model,
+        top_k: job.top_k,
+        shard: job.shard,
+        strict: job.strict,
+        has_id: id.is_some(),
+        numbering,
+        slots,
+        id_slot,
+        format,
+        pool,
+    };
     let mut rejects: Option<csv::Writer<std::fs::File>> = None;
-    let mut sum = ScoreSummary::default();
+    let mut sum = ScoreSummary {
+        imputed_columns,
+        ..ScoreSummary::default()
+    };
     let mut progress = Progress::new("rows");
     let mut probs: Vec<f64> = Vec::new();
     let mut next_line = source.first_number();
@@ -269,12 +205,12 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     let parts = rayon::current_num_threads() * 4;
 
     // The next block is read on its own thread while the current one is scored and written.
-    let (rx, read_thread) = input::read_ahead(source, job.chunk_rows);
+    let (rx, read_thread) = blocks::read_ahead(source, job.chunk_rows);
     for msg in rx {
         let (block, fraction) = msg?;
         let results: Vec<Part> = match &block {
             Block::Csv { bytes, layout } => {
-                let ranges = super::csv_records::split_ranges(bytes, parts);
+                let ranges = csv_records::split_ranges(bytes, parts);
                 // Without an id column a row is named by its line (or row) number, so each part
                 // must know where it starts: count first.
                 let bases: Vec<Option<(u64, u64)>> = if id.is_some() {
@@ -282,7 +218,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
                 } else {
                     let counts: Vec<(u64, u64)> = ranges
                         .par_iter()
-                        .map(|&(a, b)| super::csv_records::count_records(&bytes[a..b]))
+                        .map(|&(a, b)| csv_records::count_records(&bytes[a..b]))
                         .collect();
                     let (mut line, mut row) = (next_line, next_row);
                     counts
@@ -303,7 +239,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
                     })
                     .collect()
             }
-            Block::Arrow { columns, rows } => input::arrow_ranges(*rows, parts)
+            Block::Arrow { columns, rows } => blocks::arrow_ranges(*rows, parts)
                 .into_par_iter()
                 .map_init(Scratch::default, |s, (a, b)| {
                     scorer.arrow_part(columns, a, b, next_row + a as u64, s)
@@ -346,8 +282,8 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     read_thread.join().expect("reader thread");
     progress.finish();
     if sum.scored + sum.rejected + sum.other_shards != sum.rows_read {
-        return Err(Error::Usage(format!(
-            "internal check failed: {} rows read but {} scored + {} rejected + {} in other shards; nothing was written",
+        return Err(Error::CountMismatch(format!(
+            "{} rows read but {} scored + {} rejected + {} in other shards",
             sum.rows_read, sum.scored, sum.rejected, sum.other_shards
         )));
     }
@@ -358,8 +294,8 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     probs.sort_unstable_by(|a, b| b.total_cmp(a));
     let written = output.finish(&probs)?;
     if written != sum.scored {
-        return Err(Error::Usage(format!(
-            "internal check failed: {} rows scored but {written} written",
+        return Err(Error::CountMismatch(format!(
+            "{} rows scored but {written} written",
             sum.scored
         )));
     }
@@ -369,33 +305,6 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
 }
 
 impl<'m> Scorer<'m> {
-    fn new(
-        model: &'m ChurnModel,
-        job: &ScoreJob,
-        has_id: bool,
-        csv_out: bool,
-        numbering: Numbering,
-        pool: std::sync::Arc<BufferPool>,
-    ) -> Self {
-        Scorer {
-            pool,
-            model,
-            numbering,
-            top_k: job.top_k,
-            shard: job.shard,
-            has_id,
-            csv_out,
-            keep_probs: job.rank,
-            csv_names: model
-                .schema()
-                .features()
-                .iter()
-                .map(|f| csv_field(f.name.as_bytes()))
-                .collect(),
-            csv_model: csv_field(model.id().as_bytes()),
-        }
-    }
-
     /// Parses and scores one part of a CSV block. `base` is the global (line, row) of the part's
     /// first row, needed only when rows are named by number.
     fn csv_part<'b>(
@@ -405,13 +314,12 @@ impl<'m> Scorer<'m> {
         base: Option<(u64, u64)>,
         s: &mut Scratch,
     ) -> Part {
-        use super::csv_records::{Record, RecordParser};
         let mut part = Part::default();
-        if self.csv_out {
+        if self.format.wants_csv() {
             // Scores take about as many bytes as the features they came from.
             part.csv = self.pool.take(bytes.len() + bytes.len() / 4);
         }
-        let mut parser = RecordParser::new(bytes);
+        let mut parser = RecordParser::with_delimiter(bytes, layout.delimiter);
         let mut fields: Vec<Cow<'b, [u8]>> = Vec::with_capacity(layout.width);
         let mut spare_cells: Vec<CellRef<'static>> = Vec::with_capacity(layout.idx.len());
         let id_at = layout.idx.last().copied().filter(|_| self.has_id);
@@ -463,7 +371,7 @@ impl<'m> Scorer<'m> {
                         part.other_shards += 1;
                         continue;
                     }
-                    part.rejects.push(LocalReject {
+                    part.rejects.push(Reject {
                         line,
                         row,
                         id: id.unwrap_or_default(),
@@ -486,8 +394,8 @@ impl<'m> Scorer<'m> {
         s: &mut Scratch,
     ) -> Part {
         let mut part = Part::default();
-        let views: Vec<input::ColumnView<'_>> =
-            columns.iter().map(input::ColumnView::new).collect();
+        let views: Vec<blocks::ColumnView<'_>> =
+            columns.iter().map(blocks::ColumnView::new).collect();
         let mut cells = Vec::with_capacity(columns.len());
         for i in a..b {
             cells.clear();
@@ -507,8 +415,10 @@ impl<'m> Scorer<'m> {
         }
     }
 
-    /// Scores one row into `part`: `cells` hold the features in schema order, then the id when
-    /// there is an id column; `number` names the row when there is not.
+    /// Scores one row into `part`: `cells` hold the selected columns (the features the input
+    /// has, in schema order, then the id when there is an id column); `number` names the row when
+    /// there is no id. Cells become values by translation only: the model's one cell rule decides
+    /// what is a number, what is missing and what is refused.
     fn score_cells(
         &self,
         cells: &[CellRef<'_>],
@@ -517,11 +427,10 @@ impl<'m> Scorer<'m> {
         part: &mut Part,
         s: &mut Scratch,
     ) {
-        let features = self.model.schema().features();
         let row = part.rows;
         part.rows += 1;
         let id: Cow<'_, str> = if self.has_id {
-            match cells[features.len()] {
+            match cells[self.id_slot] {
                 CellRef::Null => Cow::Borrowed(""),
                 CellRef::Number(x) => Cow::Owned(x.to_string()),
                 CellRef::Text(t) => Cow::Borrowed(t.trim()),
@@ -535,52 +444,18 @@ impl<'m> Scorer<'m> {
             part.other_shards += 1;
             return;
         }
-        // Numbers in a categorical column (typed input) are matched as their text.
-        let formatted: Vec<String> = cells[..features.len()]
-            .iter()
-            .zip(features)
-            .filter_map(|(c, f)| match (c, &f.kind) {
-                (CellRef::Number(x), FeatureKind::Categorical(_)) => Some(x.to_string()),
-                _ => None,
-            })
-            .collect();
-        let mut formatted = formatted.iter();
         let mut values = recycle(std::mem::take(&mut s.values));
-        values.extend(
-            cells
-                .iter()
-                .zip(features)
-                .map(|(c, f)| match (*c, &f.kind) {
-                    (CellRef::Null, _) => Value::Missing,
-                    (CellRef::Number(x), FeatureKind::Numeric(_)) => Value::Number(x),
-                    (CellRef::Number(_), FeatureKind::Categorical(_)) => {
-                        Value::Text(formatted.next().expect("formatted above"))
-                    }
-                    // A number first: "NaN" or "inf" parse, and are then refused as non-finite (a value,
-                    // not a missing cell); blanks and NA-style tokens are missing.
-                    (CellRef::Text(t), FeatureKind::Numeric(_)) => {
-                        let t = trim(t);
-                        match t.parse::<f64>() {
-                            Ok(x) => Value::Number(x),
-                            Err(_) if is_missing_token(t) => Value::Missing,
-                            Err(_) => Value::Text(t),
-                        }
-                    }
-                    (CellRef::Text(t), FeatureKind::Categorical(_)) => {
-                        let t = trim(t);
-                        // Every missing token is short: longer text skips the comparisons.
-                        if t.len() <= 4 && is_missing_token(t) {
-                            Value::Missing
-                        } else {
-                            Value::Text(t)
-                        }
-                    }
-                }),
-        );
-        let scored = self.model.contributions_into(&values, false, &mut s.row);
+        values.extend(self.slots.iter().map(|slot| match slot.map(|k| cells[k]) {
+            None | Some(CellRef::Null) => Value::Missing,
+            Some(CellRef::Number(x)) => Value::Number(x),
+            Some(CellRef::Text(t)) => Value::Text(t),
+        }));
+        let scored = self.model.score_row(&values, self.strict, &mut s.row);
         s.values = recycle(values);
-        let Some(logit) = scored else {
-            part.rejects.push(LocalReject {
+        let Some(score) = scored else {
+            let features = self.model.schema().features();
+            let violations = &s.row.violations;
+            part.rejects.push(Reject {
                 line,
                 row,
                 id: if self.has_id {
@@ -588,78 +463,28 @@ impl<'m> Scorer<'m> {
                 } else {
                     String::new()
                 },
-                columns: s
-                    .row
-                    .violations
+                columns: violations
                     .iter()
-                    .map(|v| v.field.as_str())
+                    .map(|v| features[v.feature].name.as_str())
                     .collect::<Vec<_>>()
                     .join(";"),
-                reason: s
-                    .row
-                    .violations
+                reason: violations
                     .iter()
-                    .map(|v| format!("{}: {}", v.field, v.description))
+                    .map(|v| format!("{}: {}", features[v.feature].name, v.description))
                     .collect::<Vec<_>>()
                     .join("; "),
             });
             return;
         };
-        let p = sigmoid(logit);
-        let tier = self.model.tier(p);
-        part.tiers[match tier {
-            RiskTier::High => 0,
-            RiskTier::Medium => 1,
-            RiskTier::Low => 2,
-        }] += 1;
-        if self.keep_probs {
-            part.probs.push(p);
-        }
-        top_k(&s.row.contributions, self.top_k, &mut s.top);
-        let reasons = &s.top;
-        if self.csv_out {
-            let out = &mut part.csv;
-            push_csv_field(out, id.as_bytes());
-            out.push(b',');
-            push_f64(out, p);
-            out.push(b',');
-            out.extend_from_slice(tier.as_str().as_bytes());
-            for k in 0..self.top_k {
-                out.push(b',');
-                if let Some(&i) = reasons.get(k) {
-                    out.extend_from_slice(&self.csv_names[i]);
-                    out.push(b',');
-                    push_f64(out, s.row.contributions[i]);
-                } else {
-                    out.push(b',');
-                }
-            }
-            out.push(b',');
-            out.extend_from_slice(&self.csv_model);
-            out.push(b'\n');
-        } else {
-            let c = &mut part.cols;
-            c.ids.push_str(&id);
-            c.id_ends.push(c.ids.len());
-            c.p.push(p);
-            c.tier.push(tier);
-            for k in 0..self.top_k {
-                c.reasons
-                    .push(reasons.get(k).map(|&i| (i as u32, s.row.contributions[i])));
-            }
-        }
-    }
-}
-
-/// `t` without surrounding whitespace; the common case, no whitespace at either end, is checked
-/// on two bytes.
-#[inline]
-fn trim(t: &str) -> &str {
-    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_whitespace() || *b >= 0x80);
-    if edge(t.as_bytes().first()) || edge(t.as_bytes().last()) {
-        t.trim()
-    } else {
-        t
+        s.row.reasons_into(self.top_k, &mut s.top);
+        self.format.push(
+            part,
+            &id,
+            score.probability,
+            score.tier,
+            &s.top,
+            &s.row.contributions,
+        );
     }
 }
 
@@ -692,40 +517,6 @@ fn recycle_cells<'a>(mut v: Vec<CellRef<'_>>) -> Vec<CellRef<'a>> {
     v.into_iter().map(|_| unreachable!("cleared")).collect()
 }
 
-/// Shortest round-trip digits of a float.
-fn push_f64(out: &mut Vec<u8>, x: f64) {
-    let mut b = ryu::Buffer::new();
-    out.extend_from_slice(b.format(x).as_bytes());
-}
-
-/// Appends a CSV field, quoted when it holds a comma, quote, line break or edge space.
-pub(crate) fn push_csv_field(out: &mut Vec<u8>, s: &[u8]) {
-    let needs = s
-        .iter()
-        .any(|&c| c == b',' || c == b'"' || c == b'\n' || c == b'\r')
-        || s.first().is_some_and(|c| c.is_ascii_whitespace())
-        || s.last().is_some_and(|c| c.is_ascii_whitespace());
-    if !needs {
-        out.extend_from_slice(s);
-        return;
-    }
-    out.push(b'"');
-    for &c in s {
-        if c == b'"' {
-            out.push(b'"');
-        }
-        out.push(c);
-    }
-    out.push(b'"');
-}
-
-/// A CSV field: quoted when it holds a comma, quote, line break or edge space.
-pub(crate) fn csv_field(s: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(s.len() + 2);
-    push_csv_field(&mut v, s);
-    v
-}
-
 fn rejects_writer<'a>(
     w: &'a mut Option<csv::Writer<std::fs::File>>,
     path: &Path,
@@ -738,59 +529,4 @@ fn rejects_writer<'a>(
         *w = Some(n);
     }
     Ok(w.as_mut().unwrap())
-}
-
-/// A progress line on a terminal (rows, rows/s, ETA), plain log lines every 10 s otherwise.
-pub(crate) struct Progress {
-    /// What is counted ("rows", "events").
-    what: &'static str,
-    start: Instant,
-    last: Instant,
-    tty: bool,
-}
-
-impl Progress {
-    pub(crate) fn new(what: &'static str) -> Self {
-        let now = Instant::now();
-        Progress {
-            what,
-            start: now,
-            last: now,
-            tty: std::io::stderr().is_terminal(),
-        }
-    }
-
-    pub(crate) fn update(&mut self, rows: u64, fraction: Option<f64>) {
-        let every = if self.tty { 0.2 } else { 10.0 };
-        if self.last.elapsed().as_secs_f64() < every {
-            return;
-        }
-        self.last = Instant::now();
-        let secs = self.start.elapsed().as_secs_f64();
-        let rate = rows as f64 / secs.max(1e-9);
-        let eta = fraction
-            .filter(|f| *f > 0.0)
-            .map(|f| {
-                format!(
-                    ", {:.0}% done, ETA {:.0} s",
-                    100.0 * f,
-                    secs * (1.0 - f) / f
-                )
-            })
-            .unwrap_or_default();
-        if self.tty {
-            let what = self.what;
-            eprint!("\r{rows} {what}, {rate:.0} {what}/s{eta}    ");
-            let _ = std::io::stderr().flush();
-        } else {
-            let what = self.what;
-            tracing::info!("{rows} {what}, {rate:.0} {what}/s{eta}");
-        }
-    }
-
-    pub(crate) fn finish(&self) {
-        if self.tty && self.start.elapsed().as_secs_f64() >= 0.2 {
-            eprintln!();
-        }
-    }
 }

@@ -19,13 +19,7 @@ pub struct SqlOptions {
     pub top_k: usize,
 }
 
-/// A double-quoted identifier; `schema.name` quotes each part.
-pub fn ident(name: &str) -> String {
-    name.split('.')
-        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(".")
-}
+pub use crate::io::postgres::ident;
 
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))

@@ -110,7 +110,7 @@ pub fn run(a: ClientArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Usage(e.to_string()))?;
+        .map_err(|e| Error::Transport(format!("client runtime: {e}")))?;
     rt.block_on(async move {
         match a.command {
             ClientCommand::Score { addr, features, model, top_k, customer_id } => {

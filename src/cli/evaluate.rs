@@ -19,6 +19,9 @@ pub struct EvaluateArgs {
     /// Label value meaning churned (default: the model's).
     #[arg(long)]
     positive: Option<String>,
+    /// CSV field delimiter (default: found from the header line: comma, semicolon, tab or pipe).
+    #[arg(long, value_parser = super::delimiter)]
+    delimiter: Option<u8>,
     /// Print the evaluation as JSON.
     #[arg(long)]
     json: bool,
@@ -26,7 +29,13 @@ pub struct EvaluateArgs {
 
 pub fn run(a: EvaluateArgs) -> Result<()> {
     let model = ChurnModel::load(&a.model)?;
-    let e = evaluate_file(&model, &a.data, a.label.as_deref(), a.positive.as_deref())?;
+    let e = evaluate_file(
+        &model,
+        &a.data,
+        a.label.as_deref(),
+        a.positive.as_deref(),
+        a.delimiter,
+    )?;
     if a.json {
         print_json(&e);
         return Ok(());
@@ -92,6 +101,18 @@ pub fn run(a: EvaluateArgs) -> Result<()> {
                 .map(|c| format!("{} {}", c.feature, c.cells))
                 .collect();
             println!("{what}: {}", s.join(", "));
+        }
+    }
+    if e.rejected_rows > 0 {
+        println!(
+            "rejected rows (not scored, left out of every figure above): {}",
+            e.rejected_rows
+        );
+        for r in &e.rejected {
+            println!("  line {} column '{}': {}", r.line, r.column, r.reason);
+        }
+        if e.rejected_rows > e.rejected.len() as u64 {
+            println!("  ... {} more", e.rejected_rows - e.rejected.len() as u64);
         }
     }
     Ok(())

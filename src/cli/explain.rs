@@ -32,7 +32,7 @@ fn json_value(c: &FeatureValue) -> serde_json::Value {
 }
 
 fn contribution_json(c: &Contribution) -> serde_json::Value {
-    serde_json::json!({"feature": c.feature, "value": json_value(&c.value), "contribution": c.contribution})
+    serde_json::json!({"feature": c.feature, "value": json_value(&c.value), "contribution": c.contribution, "imputed": c.imputed})
 }
 
 pub fn run(a: ExplainArgs) -> Result<()> {

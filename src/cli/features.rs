@@ -2,8 +2,8 @@ use super::print_json;
 use super::score::input_source;
 use crate::error::{Error, Result};
 use crate::features::spec::FeatureSpec;
-use crate::features::time::{format_day, parse_day, parse_days};
 use crate::features::{FeatureJob, LabelKind, build};
+use crate::time::{format_day, parse_day, parse_days};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -56,6 +56,9 @@ pub struct FeaturesArgs {
     /// Events per block read (small blocks keep memory low; larger ones are no faster here).
     #[arg(long, default_value_t = 8_192)]
     chunk_rows: usize,
+    /// CSV field delimiter (default: found from the header line: comma, semicolon, tab or pipe).
+    #[arg(long, value_parser = super::delimiter)]
+    delimiter: Option<u8>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -143,6 +146,7 @@ pub fn run(a: FeaturesArgs) -> Result<()> {
         label,
         out: a.out.clone(),
         chunk_rows: a.chunk_rows.max(1),
+        delimiter: a.delimiter,
     };
     let s = build(&job)?;
     if a.json {

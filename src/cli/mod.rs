@@ -106,3 +106,8 @@ fn fmt_metric(v: f64) -> String {
         format!("{v:.4}")
     }
 }
+
+/// `--delimiter`: one character, or `tab`.
+fn delimiter(s: &str) -> Result<u8, String> {
+    crate::io::csv_records::parse_delimiter(s)
+}

@@ -1,7 +1,8 @@
 use super::print_json;
-use crate::batch::postgres::{self, Query};
-use crate::batch::score::{ScoreJob, Shard, Sink, Source, score};
+use crate::batch::score::{ScoreJob, score};
+use crate::batch::{Shard, Sink, Source};
 use crate::error::{Error, Result};
+use crate::io::postgres::{self, Query};
 use crate::model::ChurnModel;
 use clap::Args;
 use std::path::PathBuf;
@@ -56,6 +57,13 @@ pub struct ScoreArgs {
     /// Rows per block: memory is bounded by this, not by the input size.
     #[arg(long, default_value_t = 65_536)]
     chunk_rows: usize,
+    /// Refuse rows with a missing feature (and an input lacking a feature column) instead of
+    /// imputing them.
+    #[arg(long)]
+    strict: bool,
+    /// CSV field delimiter (default: found from the header line: comma, semicolon, tab or pipe).
+    #[arg(long, value_parser = super::delimiter)]
+    delimiter: Option<u8>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -135,8 +143,17 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         shard: a.shard.as_deref().map(Shard::parse).transpose()?,
         rank: a.rank,
         chunk_rows: a.chunk_rows.max(1),
+        strict: a.strict,
+        delimiter: a.delimiter,
     };
     let s = score(&model, &job)?;
+    if !s.imputed_columns.is_empty() {
+        eprintln!(
+            "note: the input has no column for {} of the model's features, imputed for every row: {}",
+            s.imputed_columns.len(),
+            s.imputed_columns.join(", ")
+        );
+    }
     if a.json {
         print_json(&s);
         return Ok(());

@@ -27,7 +27,8 @@ pub struct ServeArgs {
     /// Seconds between checks of the model folder for new or changed files.
     #[arg(long, default_value_t = 2.0)]
     pub poll_seconds: f64,
-    /// Model for requests that name none (default: the first name in alphabetical order).
+    /// Model for requests that name none (default: the only model served; with several, a
+    /// request that names none is refused with the list of models).
     #[arg(long)]
     pub default_model: Option<String>,
     /// Seconds in-flight calls get to finish after SIGTERM or Ctrl-C.

@@ -2,7 +2,7 @@ use super::{fmt_metric, print_json, split_list};
 use crate::error::{Error, Result};
 use crate::io::{ReadOptions, read_table, sha256_file};
 use crate::model::save_new_version;
-use crate::model::solver::SolverKind;
+use crate::model::train::SolverKind;
 use crate::model::train::{TrainOptions, train};
 use crate::schema::Transform;
 use clap::Args;
@@ -70,6 +70,9 @@ pub struct TrainArgs {
     /// Share of customers in HIGH and in MEDIUM on the holdout, e.g. 0.1,0.2.
     #[arg(long, default_value = "0.1,0.2", value_name = "HIGH,MEDIUM")]
     tier_shares: String,
+    /// CSV field delimiter (default: found from the header line: comma, semicolon, tab or pipe).
+    #[arg(long, value_parser = super::delimiter)]
+    delimiter: Option<u8>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -112,7 +115,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         .purge
         .as_deref()
         .map(|p| {
-            crate::features::time::parse_days(p).ok_or_else(|| {
+            crate::time::parse_days(p).ok_or_else(|| {
                 Error::Usage(format!(
                     "--purge {p}: expected days such as 90d or weeks such as 4w"
                 ))
@@ -131,6 +134,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let t = Instant::now();
     let read_opts = ReadOptions {
         skip: opts.skipped_columns(),
+        delimiter: a.delimiter,
         ..Default::default()
     };
     // Hash the file while parsing it.

@@ -5,8 +5,8 @@
 //! what was expected.
 use super::rows::{self, ArrowColumn, Cell, CellError};
 use super::store::{Event, Shard, Timeline};
-use crate::batch::input::{Block, BlockSource, Numbering};
 use crate::error::{Error, Result};
+use crate::io::blocks::{Block, BlockSource, Numbering};
 use rayon::prelude::*;
 use std::path::PathBuf;
 
@@ -60,7 +60,7 @@ impl EventReader {
             Some(k) => rows::number(cells[k]).map_err(|m| (k, m))?,
             None => f64::NAN,
         };
-        let shard = crate::batch::score::Shard::of(&id, part.buckets.len() as u64) as usize;
+        let shard = crate::io::Shard::of(&id, part.buckets.len() as u64) as usize;
         let at = part.arena.len() as u32;
         part.arena.push_str(&id);
         part.buckets[shard].push((
@@ -79,7 +79,7 @@ impl EventReader {
     fn csv_part(
         &self,
         bytes: &[u8],
-        layout: &crate::batch::input::CsvLayout,
+        layout: &crate::io::blocks::CsvLayout,
         shards: usize,
     ) -> std::result::Result<PartEvents, PartError> {
         let mut part = PartEvents {
@@ -129,25 +129,23 @@ impl EventReader {
         let numbering = source.numbering();
         let mut next = source.first_number();
         let parts = rayon::current_num_threads() * 4;
-        let (rx, reader) = crate::batch::input::read_ahead(source, self.chunk_rows);
-        let mut progress = crate::batch::score::Progress::new("events");
+        let (rx, reader) = crate::io::blocks::read_ahead(source, self.chunk_rows);
+        let mut progress = crate::io::progress::Progress::new("events");
         let mut events = 0u64;
         let result = (|| {
             for msg in &rx {
                 let (block, fraction) = msg?;
                 let results: Vec<std::result::Result<PartEvents, PartError>> = match &block {
                     Block::Csv { bytes, layout } => {
-                        crate::batch::csv_records::split_ranges(bytes, parts)
+                        crate::io::csv_records::split_ranges(bytes, parts)
                             .into_par_iter()
                             .map(|(a, b)| self.csv_part(&bytes[a..b], layout, shards.len()))
                             .collect()
                     }
-                    Block::Arrow { columns, rows } => {
-                        crate::batch::input::arrow_ranges(*rows, parts)
-                            .into_par_iter()
-                            .map(|(a, b)| self.arrow_part(columns, a, b, shards.len()))
-                            .collect()
-                    }
+                    Block::Arrow { columns, rows } => crate::io::blocks::arrow_ranges(*rows, parts)
+                        .into_par_iter()
+                        .map(|(a, b)| self.arrow_part(columns, a, b, shards.len()))
+                        .collect(),
                 };
                 let mut done = Vec::with_capacity(results.len());
                 for r in results {

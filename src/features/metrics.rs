@@ -3,7 +3,7 @@
 use super::spec::ResolvedSpec;
 use super::store::{CustomerView, Timeline};
 use super::subscriptions::{SubscriberState, SubscriptionFields};
-use super::time::day_of;
+use crate::time::day_of;
 
 #[derive(Debug, Clone)]
 pub enum Metric {

@@ -11,13 +11,12 @@ pub mod rows;
 pub mod spec;
 pub mod store;
 pub mod subscriptions;
-pub mod time;
+
 pub(crate) mod write;
 
-use crate::batch::input::{self, BlockSource};
-use crate::batch::postgres::PgSource;
-use crate::batch::score::Source;
 use crate::error::{Error, Result};
+use crate::io::blocks::Source;
+use crate::time;
 use rayon::prelude::*;
 use spec::ResolvedSpec;
 use std::path::PathBuf;
@@ -58,6 +57,8 @@ pub struct FeatureJob {
     pub label: LabelKind,
     pub out: PathBuf,
     pub chunk_rows: usize,
+    /// The CSV field delimiter of the inputs (default: found from each header line).
+    pub delimiter: Option<u8>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -84,17 +85,6 @@ pub struct FeatureSummary {
     pub events_per_second: f64,
 }
 
-fn open(source: &Source) -> Result<(Box<dyn BlockSource>, PathBuf)> {
-    Ok(match source {
-        Source::File(p) => (input::open_file(p)?, p.clone()),
-        Source::Postgres { url, query } => {
-            let s = PgSource::open(url, query)?;
-            let name = PathBuf::from(crate::batch::postgres::redact(url));
-            (Box::new(s), name)
-        }
-    })
-}
-
 /// Builds the feature table.
 pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
     let started = Instant::now();
@@ -105,7 +95,7 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
     }
     let r = &job.spec;
     let cols = &r.spec.events;
-    let (mut events_src, events_name) = open(&job.events)?;
+    let (mut events_src, events_name) = job.events.open(job.delimiter)?;
     events_src.allow_dates();
     let header = events_src.header().to_vec();
     let has = |c: &str| header.iter().any(|h| h == c);
@@ -146,7 +136,7 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
 
     let subs = match &job.subscriptions {
         Some(src) => {
-            let (mut s, name) = open(src)?;
+            let (mut s, name) = src.open(job.delimiter)?;
             s.allow_dates();
             Some(Subscriptions::read(
                 s,
@@ -209,7 +199,7 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
         .collect();
     if let Some(subs) = &subs {
         for (id, start) in subs.customers() {
-            let shard = &mut shards[crate::batch::score::Shard::of(id, n_shards as u64) as usize];
+            let shard = &mut shards[crate::io::Shard::of(id, n_shards as u64) as usize];
             let c = shard.customer(id);
             shard.seen_on(c, start);
         }

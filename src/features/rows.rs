@@ -1,8 +1,8 @@
 //! Cells of event and subscription rows from any batch input (CSV, Parquet, PostgreSQL), and
 //! their conversion to ids, times and numbers with messages that say what was expected.
-use super::time::parse_timestamp;
-use crate::batch::csv_records::{Record, RecordParser};
-use crate::batch::input::{CellRef, ColumnView, CsvLayout};
+use crate::io::blocks::{CellRef, ColumnView, CsvLayout};
+use crate::io::csv_records::{Record, RecordParser};
+use crate::time::parse_timestamp;
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, ArrayRef};
@@ -33,7 +33,7 @@ pub fn each_csv_record<'b>(
     layout: &CsvLayout,
     mut f: impl FnMut(&[Cell<'_>]) -> Result<(), CellError>,
 ) -> Result<(u64, u64), (u64, Option<usize>, String)> {
-    let mut parser = RecordParser::new(bytes);
+    let mut parser = RecordParser::with_delimiter(bytes, layout.delimiter);
     let mut fields: Vec<Cow<'b, [u8]>> = Vec::with_capacity(layout.width);
     let n = layout.idx.len();
     assert!(
@@ -93,13 +93,7 @@ pub enum ArrowColumn<'a> {
     },
 }
 
-/// Whether an Arrow type is a date or timestamp [`ArrowColumn`] reads as a time.
-pub fn is_temporal(dt: &DataType) -> bool {
-    matches!(
-        dt,
-        DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
-    )
-}
+pub use crate::io::blocks::is_temporal;
 
 impl<'a> ArrowColumn<'a> {
     pub fn new(a: &'a ArrayRef) -> Self {

@@ -1,8 +1,8 @@
 //! The feature spec: which columns hold what, and which metrics to compute. A TOML file; every
 //! key is optional, and an empty spec is the default (recency, frequency, monetary, trend, tenure,
 //! active days and early life over all events). README.md documents the format.
-use super::time::{parse_days, parse_offset};
 use crate::error::{Error, Result};
+use crate::time::{parse_days, parse_offset};
 use serde::Deserialize;
 use std::path::Path;
 

@@ -10,7 +10,7 @@
 //! Two more things need days rather than segments: distinct active days (a bitmap of the days the
 //! windows cover) and early life (per-day counts for the first days after the customer was first
 //! seen; when an earlier event moves that first day back, the counts slide along).
-use super::time::day_of;
+use crate::time::day_of;
 use rustc_hash::FxHashMap;
 
 /// The boundaries and what they mean.
@@ -356,7 +356,7 @@ impl CustomerView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::time::SECONDS_PER_DAY;
+    use crate::time::SECONDS_PER_DAY;
 
     fn layout(tl: &Timeline, early: usize) -> StoreLayout {
         StoreLayout {

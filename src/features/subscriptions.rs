@@ -1,9 +1,9 @@
 //! Subscriptions: who is a subscriber on a snapshot day, what they pay, how long they have been
 //! subscribed, and (for the label) when their run of renewals ends.
 use super::rows::{self, ArrowColumn, Cell};
-use super::time::day_of;
-use crate::batch::input::{Block, BlockSource};
 use crate::error::{Error, Result};
+use crate::io::blocks::{Block, BlockSource};
+use crate::time::day_of;
 use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 
@@ -108,8 +108,8 @@ impl Subscriptions {
                     2,
                     format!(
                         "ends before it starts ({} < {})",
-                        super::time::format_day(e),
-                        super::time::format_day(start)
+                        crate::time::format_day(e),
+                        crate::time::format_day(start)
                     ),
                 ));
             }
@@ -147,8 +147,8 @@ impl Subscriptions {
                     let (lines, rows) = rows::each_csv_record(bytes, layout, &mut add)
                         .map_err(|(l, k, m)| bad(next + l, k, m))?;
                     next += match numbering {
-                        crate::batch::input::Numbering::Line => lines,
-                        crate::batch::input::Numbering::Row => rows,
+                        crate::io::blocks::Numbering::Line => lines,
+                        crate::io::blocks::Numbering::Row => rows,
                     };
                 }
                 Block::Arrow {

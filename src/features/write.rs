@@ -1,10 +1,10 @@
 //! The feature table: CSV or Parquet (by extension), written under a temporary name, synced and
 //! renamed into place, so a failed run never leaves a half-written table where a good one was.
 use super::metrics::{Metric, MetricColumn};
-use crate::batch::output::TempFile;
-use crate::batch::score::push_csv_field;
 use crate::error::{Error, Result};
 use crate::io::TableFormat;
+use crate::io::atomic::TempFile;
+use crate::io::csv_write::push_csv_field;
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};

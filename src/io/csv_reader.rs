@@ -3,10 +3,29 @@ use crate::error::{Error, Result};
 use std::collections::HashSet;
 use std::path::Path;
 
-fn open(path: &Path) -> Result<(csv::Reader<std::io::BufReader<std::fs::File>>, Vec<String>)> {
+/// The delimiter of a CSV file, from its first line (at most 1 MiB of it).
+fn sniff(path: &Path) -> Result<u8> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut first = Vec::new();
+    f.take(1 << 20)
+        .read_to_end(&mut first)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(super::csv_records::sniff_delimiter(&first))
+}
+
+fn open(
+    path: &Path,
+    delimiter: Option<u8>,
+) -> Result<(csv::Reader<std::io::BufReader<std::fs::File>>, Vec<String>)> {
+    let delimiter = match delimiter {
+        Some(d) => d,
+        None => sniff(path)?,
+    };
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
+        .delimiter(delimiter)
         .buffer_capacity(1 << 20)
         .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
     let header: Vec<String> = rdr
@@ -22,12 +41,12 @@ fn open(path: &Path) -> Result<(csv::Reader<std::io::BufReader<std::fs::File>>, 
     Ok((rdr, header))
 }
 
-pub(super) fn header(path: &Path) -> Result<Vec<String>> {
-    Ok(open(path)?.1)
+pub(super) fn header(path: &Path, delimiter: Option<u8>) -> Result<Vec<String>> {
+    Ok(open(path, delimiter)?.1)
 }
 
 pub(super) fn read(path: &Path, opts: &ReadOptions) -> Result<Table> {
-    let (mut rdr, header) = open(path)?;
+    let (mut rdr, header) = open(path, opts.delimiter)?;
     let keep: Vec<Option<usize>> = {
         let mut k = 0;
         header

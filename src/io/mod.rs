@@ -1,9 +1,27 @@
-//! Tables in and out. A [`Table`] is a column store read from CSV or Parquet: each column keeps its
-//! cells both as numbers (when they parse) and as dictionary codes (while they have few distinct
-//! values), so the trainer decides numeric vs categorical after one read.
+//! Tables in and out, for every command: the lowest layer, importing nothing of churn's but the
+//! error type.
+//!
+//! - Whole tables ([`Table`], for training and evaluation): a column store read from CSV or
+//!   Parquet, each column keeping its cells both as numbers (when they parse) and as dictionary
+//!   codes (while they have few distinct values), so the trainer decides numeric vs categorical
+//!   after one read.
+//! - Streaming block sources ([`blocks`]): CSV cut at record boundaries ([`csv_records`]), Parquet
+//!   in row ranges, PostgreSQL `COPY` in and staged tables out ([`postgres`]).
+//! - Atomic files ([`atomic`]), CSV fields out ([`csv_write`]), the shard hash ([`shard`]),
+//!   progress lines ([`progress`]).
+pub mod atomic;
+pub mod blocks;
 mod csv_reader;
+pub mod csv_records;
+pub mod csv_write;
 pub(crate) mod parquet_reader;
+pub mod postgres;
+pub mod progress;
+pub mod shard;
 mod table;
+
+pub use blocks::Source;
+pub use shard::Shard;
 
 pub use table::{Column, ReadOptions, Table, is_missing_token};
 
@@ -42,13 +60,14 @@ pub fn read_table(path: &Path, opts: &ReadOptions) -> Result<Table> {
     }
 }
 
-/// The column names of a CSV or Parquet file, without reading its rows.
-pub fn read_header(path: &Path) -> Result<Vec<String>> {
+/// The column names of a CSV or Parquet file, without reading its rows. A CSV file's delimiter is
+/// `delimiter`, or else found from its header line.
+pub fn read_header(path: &Path, delimiter: Option<u8>) -> Result<Vec<String>> {
     if !path.exists() {
         return Err(Error::data(path, "no such file"));
     }
     match TableFormat::of(path) {
-        TableFormat::Csv => csv_reader::header(path),
+        TableFormat::Csv => csv_reader::header(path, delimiter),
         TableFormat::Parquet => parquet_reader::header(path),
     }
 }

@@ -9,6 +9,8 @@ pub struct ReadOptions {
     /// A column stops collecting distinct text values past this many; such a column can only be
     /// numeric.
     pub max_levels: usize,
+    /// The CSV field delimiter (default: found from the header line).
+    pub delimiter: Option<u8>,
 }
 
 impl Default for ReadOptions {
@@ -16,11 +18,14 @@ impl Default for ReadOptions {
         ReadOptions {
             skip: HashSet::new(),
             max_levels: 1000,
+            delimiter: None,
         }
     }
 }
 
-/// Cell texts that mean "no value" in exported tables.
+/// Cell texts that mean "no value" in exported tables: blank, `NA`, `N/A`, `NaN`, `NULL`, `None`,
+/// `?` and their common spellings. Training reads them as missing, and so does every door
+/// (`FeatureSchema::resolve`).
 pub fn is_missing_token(s: &str) -> bool {
     matches!(
         s,
@@ -39,6 +44,8 @@ pub struct Column {
     pub unparsable: u64,
     /// Row index of the first unparsable cell, with its text.
     pub first_unparsable: Option<(usize, String)>,
+    /// One bit per row: the cell was present but not a finite number.
+    unparsable_bits: Vec<u64>,
     /// Missing cells (blank or a missing token such as NA).
     pub missing: u64,
     /// Distinct non-missing texts in first-seen order, while at most `max_levels`.
@@ -57,6 +64,7 @@ impl Column {
             numbers: Vec::new(),
             unparsable: 0,
             first_unparsable: None,
+            unparsable_bits: Vec::new(),
             missing: 0,
             levels: Some(Vec::new()),
             codes: Vec::new(),
@@ -75,6 +83,20 @@ impl Column {
 
     pub fn is_empty(&self) -> bool {
         self.numbers.is_empty()
+    }
+
+    /// Whether row `i` held something other than a missing token or a finite number.
+    pub fn is_unparsable(&self, i: usize) -> bool {
+        self.unparsable_bits
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    fn mark_unparsable(&mut self, i: usize) {
+        if self.unparsable_bits.len() <= i / 64 {
+            self.unparsable_bits.resize(i / 64 + 1, 0);
+        }
+        self.unparsable_bits[i / 64] |= 1 << (i % 64);
     }
 
     /// The text of row `i` when the column kept its dictionary.
@@ -101,6 +123,7 @@ impl Column {
                 if self.first_unparsable.is_none() {
                     self.first_unparsable = Some((self.numbers.len(), s.to_string()));
                 }
+                self.mark_unparsable(self.numbers.len());
                 self.numbers.push(f64::NAN);
             }
         }
@@ -122,6 +145,7 @@ impl Column {
                     if self.first_unparsable.is_none() {
                         self.first_unparsable = Some((self.numbers.len(), v.to_string()));
                     }
+                    self.mark_unparsable(self.numbers.len());
                     self.numbers.push(f64::NAN);
                 }
                 // Formatting the number is only needed while the column still collects levels.

@@ -4,7 +4,7 @@ use crate::io::{Column, ReadOptions, Table, read_table};
 use crate::model::file::FeatureCount;
 use crate::model::metrics::{self, Confusion, Metrics};
 use crate::model::train::parse_labels;
-use crate::model::{ChurnModel, RiskTier, RowScratch, sigmoid};
+use crate::model::{ChurnModel, MAX_LISTED, RiskTier, RowScratch};
 use crate::schema::{FeatureKind, Note, Value};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -27,6 +27,20 @@ pub struct Evaluation {
     pub imputed_cells: Vec<FeatureCount>,
     /// Categorical cells with a level the model never saw, per feature.
     pub unseen_cells: Vec<FeatureCount>,
+    /// Rows the model refused (text in a numeric column, a value outside a transform's domain):
+    /// left out of the metrics, which count only the rows scored.
+    pub rejected_rows: u64,
+    /// The first rejected rows, with line (or row), column and reason.
+    pub rejected: Vec<RejectedRow>,
+}
+
+/// A row left out of an evaluation, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedRow {
+    /// The CSV line (the header is line 1) or Parquet row (from 1).
+    pub line: u64,
+    pub column: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,13 +57,14 @@ pub fn evaluate_file(
     data: &Path,
     label: Option<&str>,
     positive: Option<&str>,
+    delimiter: Option<u8>,
 ) -> Result<Evaluation> {
     let label = label.unwrap_or(&model.file().training.label).to_string();
     let positive = positive
         .unwrap_or(&model.file().training.positive)
         .to_string();
     // Keep only the model's features and the label.
-    let header = crate::io::read_header(data)?;
+    let header = crate::io::read_header(data, delimiter)?;
     let wanted: std::collections::HashSet<&str> = model
         .schema()
         .features()
@@ -64,6 +79,7 @@ pub fn evaluate_file(
             .cloned()
             .collect(),
         max_levels: 100_000,
+        delimiter,
     };
     let table = read_table(data, &opts)?;
     evaluate_table(model, &table, &label, &positive)
@@ -108,8 +124,12 @@ pub fn evaluate_table(
 
     struct Chunk {
         p: Vec<f64>,
+        /// The rows scored, by table index.
+        scored: Vec<usize>,
         imputed: Vec<u64>,
         unseen: Vec<u64>,
+        rejected: u64,
+        listed: Vec<RejectedRow>,
     }
     let n = table.rows();
     let nf = cols.len();
@@ -121,18 +141,33 @@ pub fn evaluate_table(
             let mut row = vec![Value::Missing; nf];
             let mut c = Chunk {
                 p: Vec::with_capacity(rows.len()),
+                scored: Vec::with_capacity(rows.len()),
                 imputed: vec![0; nf],
                 unseen: vec![0; nf],
+                rejected: 0,
+                listed: Vec::new(),
             };
             for &i in rows {
+                // Cells as read; the model's one cell rule decides what each becomes.
+                let mut unreadable = None;
                 for (k, (col, f)) in cols.iter().zip(schema.features()).enumerate() {
                     row[k] = match f.kind {
                         FeatureKind::Numeric(_) => {
                             let x = col.numbers[i];
-                            if x.is_nan() {
-                                Value::Missing
-                            } else {
+                            if !x.is_nan() {
                                 Value::Number(x)
+                            } else if col.is_unparsable(i) {
+                                match col.text(i) {
+                                    Some(t) => Value::Text(t),
+                                    None => {
+                                        // The text was not kept (a column of very many
+                                        // distinct values): refused all the same.
+                                        unreadable.get_or_insert(k);
+                                        Value::Missing
+                                    }
+                                }
+                            } else {
+                                Value::Missing
                             }
                         }
                         FeatureKind::Categorical(_) => {
@@ -140,18 +175,34 @@ pub fn evaluate_table(
                         }
                     };
                 }
-                match model.score_into(&row, false, &mut s) {
-                    Some(logit) => c.p.push(sigmoid(logit)),
-                    None => {
+                let scored = model.score_row(&row, false, &mut s);
+                let refused: Option<(String, String)> = match (scored, unreadable) {
+                    (_, Some(k)) => Some((
+                        schema.features()[k].name.clone(),
+                        "expected a number, got text".to_string(),
+                    )),
+                    (None, None) => {
                         let v = &s.violations[0];
-                        return Err(Error::cell(
-                            path,
-                            table.lines[i],
-                            &v.field,
+                        Some((
+                            schema.features()[v.feature].name.clone(),
                             v.description.clone(),
-                        ));
+                        ))
                     }
+                    (Some(_), None) => None,
+                };
+                if let Some((column, reason)) = refused {
+                    c.rejected += 1;
+                    if c.listed.len() < MAX_LISTED {
+                        c.listed.push(RejectedRow {
+                            line: table.lines[i],
+                            column,
+                            reason,
+                        });
+                    }
+                    continue;
                 }
+                c.p.push(scored.expect("refused rows are skipped above").probability);
+                c.scored.push(i);
                 for (k, note) in s.notes.iter().enumerate() {
                     match note {
                         Note::Imputed => c.imputed[k] += 1,
@@ -164,15 +215,35 @@ pub fn evaluate_table(
         })
         .collect::<Result<_>>()?;
     let mut p = Vec::with_capacity(n);
+    let mut y_scored = Vec::with_capacity(n);
     let mut imputed = vec![0u64; nf];
     let mut unseen = vec![0u64; nf];
+    let (mut rejected_rows, mut rejected) = (0u64, Vec::new());
     for c in chunks {
         p.extend(c.p);
+        y_scored.extend(c.scored.iter().map(|&i| y[i]));
         for k in 0..nf {
             imputed[k] += c.imputed[k];
             unseen[k] += c.unseen[k];
         }
+        rejected_rows += c.rejected;
+        let room = MAX_LISTED.saturating_sub(rejected.len());
+        rejected.extend(c.listed.into_iter().take(room));
     }
+    if p.is_empty() {
+        return Err(Error::data(
+            path,
+            format!(
+                "no row could be scored: all {rejected_rows} were refused (first: {})",
+                rejected
+                    .first()
+                    .map(|r| format!("line {} column '{}': {}", r.line, r.column, r.reason))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let y = y_scored;
+    let n = p.len();
     let per_feature = |counts: &[u64]| -> Vec<FeatureCount> {
         schema
             .features()
@@ -213,5 +284,7 @@ pub fn evaluate_table(
         tiers,
         imputed_cells: per_feature(&imputed),
         unseen_cells: per_feature(&unseen),
+        rejected_rows,
+        rejected,
     })
 }

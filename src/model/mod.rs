@@ -5,16 +5,20 @@
 pub mod evaluate;
 pub mod file;
 pub mod metrics;
-pub mod solver;
+pub mod repo;
 pub mod train;
 
 use crate::error::{Error, FieldViolation, Result};
 use crate::schema::{
     CategoricalEncoding, FeatureDef, FeatureKind, FeatureSchema, Note, NumericEncoding, Resolved,
-    Value,
+    Value, Violation,
 };
 use file::{FeatureEntry, ModelFile, TierCuts};
+pub use repo::{latest_version, resolve_model_path, save_new_version, to_json, versions};
 use std::path::{Path, PathBuf};
+
+/// Violations listed in one error; the rest are counted in one more entry.
+pub const MAX_LISTED: usize = 20;
 
 /// Risk tier from the model's probability cut points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,13 +84,34 @@ pub enum TermView<'a> {
     },
 }
 
-/// Reusable per-row buffers for scoring many rows without allocating.
+/// Reusable per-row buffers for scoring many rows without allocating; [`ChurnModel::score_row`]
+/// fills them.
 #[derive(Debug, Clone, Default)]
 pub struct RowScratch {
+    /// Each feature's contribution (log-odds), in schema order.
     pub contributions: Vec<f64>,
+    /// The number or level each feature was scored with (after imputation).
     pub resolved: Vec<Resolved>,
+    /// Whether each feature was given, imputed or an unseen level.
     pub notes: Vec<Note>,
-    pub violations: Vec<FieldViolation>,
+    /// The cells the rule refused, by feature index; empty when the row scored.
+    pub violations: Vec<Violation>,
+}
+
+impl RowScratch {
+    /// The `k` reasons of the row just scored: the largest |contributions| among the features the
+    /// caller gave (imputed ones keep their contribution but are never reasons), largest first.
+    pub fn reasons_into(&self, k: usize, out: &mut Vec<usize>) {
+        top_k_given(&self.contributions, &self.notes, k, out);
+    }
+}
+
+/// One row's score, as every door returns it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowScore {
+    pub logit: f64,
+    pub probability: f64,
+    pub tier: RiskTier,
 }
 
 /// One customer's score and its explanation.
@@ -108,6 +133,8 @@ pub struct Contribution {
     /// The value used: a number (after imputation) or a categorical level.
     pub value: FeatureValue,
     pub contribution: f64,
+    /// The caller did not give this feature; its contribution is from the imputed value.
+    pub imputed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,12 +144,42 @@ pub enum FeatureValue {
 }
 
 impl Explanation {
-    /// The `k` largest contributions by absolute value, largest first (ties keep schema order).
+    /// The `k` largest contributions by absolute value among the features the caller gave, largest
+    /// first (ties keep schema order).
     pub fn reasons(&self, k: usize) -> Vec<&Contribution> {
         let c: Vec<f64> = self.contributions.iter().map(|c| c.contribution).collect();
+        let notes: Vec<Note> = self
+            .contributions
+            .iter()
+            .map(|c| if c.imputed { Note::Imputed } else { Note::None })
+            .collect();
         let mut idx = Vec::with_capacity(k);
-        top_k(&c, k, &mut idx);
+        top_k_given(&c, &notes, k, &mut idx);
         idx.into_iter().map(|i| &self.contributions[i]).collect()
+    }
+}
+
+/// As [`top_k`], over the features whose note is not [`Note::Imputed`].
+pub fn top_k_given(contributions: &[f64], notes: &[Note], k: usize, out: &mut Vec<usize>) {
+    out.clear();
+    if k == 0 {
+        return;
+    }
+    let mut floor = f64::NEG_INFINITY;
+    for (i, (c, n)) in contributions.iter().zip(notes).enumerate() {
+        let c = c.abs();
+        if *n == Note::Imputed || (out.len() == k && c <= floor) {
+            continue;
+        }
+        let mut pos = out.len();
+        while pos > 0 && contributions[out[pos - 1]].abs() < c {
+            pos -= 1;
+        }
+        out.insert(pos, i);
+        out.truncate(k);
+        if out.len() == k {
+            floor = contributions[out[k - 1]].abs();
+        }
     }
 }
 
@@ -286,30 +343,16 @@ impl ChurnModel {
         RiskTier::of(p, &self.file.tiers)
     }
 
-    /// Scores one row given in schema order. Fills `s.contributions`, `s.resolved` and `s.notes`
-    /// (one per feature) and returns the logit; on bad input, `s.violations` names every bad field.
-    pub fn score_into(&self, row: &[Value<'_>], strict: bool, s: &mut RowScratch) -> Option<f64> {
-        self.score_impl::<true>(row, strict, s)
-    }
-
-    /// As [`ChurnModel::score_into`], but fills only `s.contributions` (and `s.violations`): for
-    /// batch scoring, where no explanation is built.
-    pub fn contributions_into(
+    /// THE front door: scores one row of cells given in schema order (absent features as
+    /// [`Value::Missing`]). Every cell goes through [`FeatureSchema::resolve`], the one cell rule.
+    /// Fills `s` (contributions, resolved values, notes; one per feature) and returns the score; on
+    /// bad cells returns `None` with `s.violations` naming every bad feature by index.
+    pub fn score_row(
         &self,
         row: &[Value<'_>],
         strict: bool,
         s: &mut RowScratch,
-    ) -> Option<f64> {
-        self.score_impl::<false>(row, strict, s)
-    }
-
-    #[inline]
-    fn score_impl<const NOTES: bool>(
-        &self,
-        row: &[Value<'_>],
-        strict: bool,
-        s: &mut RowScratch,
-    ) -> Option<f64> {
+    ) -> Option<RowScore> {
         let n = self.terms.len();
         debug_assert_eq!(row.len(), n);
         s.contributions.clear();
@@ -321,8 +364,8 @@ impl ChurnModel {
             let (r, note) = match self.schema.resolve(i, *v, strict) {
                 Ok(x) => x,
                 Err(description) => {
-                    s.violations.push(FieldViolation {
-                        field: self.schema.features()[i].name.clone(),
+                    s.violations.push(Violation {
+                        feature: i,
                         description,
                     });
                     continue;
@@ -337,16 +380,67 @@ impl ChurnModel {
             };
             logit += c;
             s.contributions.push(c);
-            if NOTES {
-                s.resolved.push(r);
-                s.notes.push(note);
-            }
+            s.resolved.push(r);
+            s.notes.push(note);
         }
-        if s.violations.is_empty() && s.contributions.len() == n {
-            Some(logit)
-        } else {
-            None
+        if !s.violations.is_empty() {
+            return None;
         }
+        let probability = sigmoid(logit);
+        Some(RowScore {
+            logit,
+            probability,
+            tier: self.tier(probability),
+        })
+    }
+
+    /// Field violations for a door: each bad cell under its feature's name.
+    pub fn named_violations(&self, v: &[Violation]) -> Vec<FieldViolation> {
+        let features = self.schema.features();
+        v.iter()
+            .map(|v| FieldViolation {
+                field: features[v.feature].name.clone(),
+                description: v.description.clone(),
+            })
+            .collect()
+    }
+
+    /// Field violations for names the model does not have: each named once, the first
+    /// [`MAX_LISTED`], the first also listing the model's features; one more counts the rest.
+    /// Every field is a feature name, so a door can put its own path in front.
+    pub fn unknown_features(&self, names: &[&str]) -> Vec<FieldViolation> {
+        let mut seen = std::collections::HashSet::new();
+        let distinct: Vec<&str> = names.iter().copied().filter(|n| seen.insert(*n)).collect();
+        let mut out: Vec<FieldViolation> = distinct
+            .iter()
+            .take(MAX_LISTED)
+            .enumerate()
+            .map(|(k, n)| FieldViolation {
+                field: n.to_string(),
+                description: if k == 0 {
+                    format!(
+                        "unknown feature: model {} has no feature of this name (its features: {})",
+                        self.id,
+                        self.schema.feature_list()
+                    )
+                } else {
+                    format!(
+                        "unknown feature: model {} has no feature of this name",
+                        self.id
+                    )
+                },
+            })
+            .collect();
+        if distinct.len() > MAX_LISTED {
+            out.push(FieldViolation {
+                field: distinct[MAX_LISTED].to_string(),
+                description: format!(
+                    "unknown feature, and {} more unknown features not listed",
+                    distinct.len() - MAX_LISTED - 1
+                ),
+            });
+        }
+        out
     }
 
     /// Scores and explains one row given in schema order.
@@ -356,15 +450,14 @@ impl ChurnModel {
         strict: bool,
     ) -> std::result::Result<Explanation, Vec<FieldViolation>> {
         let mut s = RowScratch::default();
-        let Some(logit) = self.score_into(row, strict, &mut s) else {
-            return Err(s.violations);
-        };
-        Ok(self.explanation(logit, &s))
+        match self.score_row(row, strict, &mut s) {
+            Some(score) => Ok(self.explanation(score, &s)),
+            None => Err(self.named_violations(&s.violations)),
+        }
     }
 
-    /// Builds the explanation for a row just scored with [`ChurnModel::score_into`].
-    pub fn explanation(&self, logit: f64, s: &RowScratch) -> Explanation {
-        let p = sigmoid(logit);
+    /// Builds the explanation for a row just scored with [`ChurnModel::score_row`].
+    pub fn explanation(&self, score: RowScore, s: &RowScratch) -> Explanation {
         let mut imputed = Vec::new();
         let mut unseen = Vec::new();
         let contributions = self
@@ -382,13 +475,14 @@ impl ChurnModel {
                     feature: def.name.clone(),
                     value: self.feature_value(i, s.resolved[i]),
                     contribution: s.contributions[i],
+                    imputed: s.notes[i] == Note::Imputed,
                 }
             })
             .collect();
         Explanation {
-            logit,
-            probability: p,
-            tier: self.tier(p),
+            logit: score.logit,
+            probability: score.probability,
+            tier: score.tier,
             baseline_logit: self.file.baseline_logit,
             contributions,
             imputed,
@@ -415,115 +509,17 @@ impl ChurnModel {
     where
         I: IntoIterator<Item = (&'a str, Value<'a>)>,
     {
-        let (row, mut unknown) = self.schema.row_from_named(named);
+        let (row, unknown) = self.schema.row_from_named(named);
+        let unknown = self.unknown_features(&unknown);
         match self.explain(&row, strict) {
             Ok(e) if unknown.is_empty() => Ok(e),
             Ok(_) => Err(unknown),
-            Err(bad_values) => {
-                unknown.splice(0..0, bad_values);
-                Err(unknown)
+            Err(mut bad_values) => {
+                bad_values.extend(unknown);
+                Err(bad_values)
             }
         }
     }
-}
-
-/// `model.json` itself, a folder holding `model.json`, or a model folder whose highest numeric
-/// subfolder holds it.
-pub fn resolve_model_path(path: &Path) -> Result<PathBuf> {
-    if path.is_file() {
-        return Ok(path.to_path_buf());
-    }
-    if !path.exists() {
-        return Err(Error::model(path, "no such file or folder"));
-    }
-    let direct = path.join("model.json");
-    if direct.is_file() {
-        return Ok(direct);
-    }
-    match latest_version(path)? {
-        Some(v) => Ok(path.join(v.to_string()).join("model.json")),
-        None => Err(Error::model(
-            path,
-            "no model.json here nor in any numeric version folder",
-        )),
-    }
-}
-
-/// The highest numeric subfolder of `dir` that holds a model.json.
-pub fn latest_version(dir: &Path) -> Result<Option<u64>> {
-    Ok(versions(dir)?
-        .into_iter()
-        .filter(|v| dir.join(v.to_string()).join("model.json").is_file())
-        .max())
-}
-
-/// Every numeric subfolder name of `dir`.
-pub fn versions(dir: &Path) -> Result<Vec<u64>> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    let mut out = Vec::new();
-    for entry in rd {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        if entry.path().is_dir()
-            && let Some(v) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u64>().ok())
-        {
-            out.push(v);
-        }
-    }
-    Ok(out)
-}
-
-/// Writes `file` as `dir/<next version>/model.json`, atomically (temporary file, fsync, rename),
-/// and returns its path. The version in the file is set to the folder's number.
-pub fn save_new_version(dir: &Path, file: &mut ModelFile) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut v = versions(dir)?.into_iter().max().unwrap_or(0) + 1;
-    let vdir = loop {
-        let candidate = dir.join(v.to_string());
-        match std::fs::create_dir(&candidate) {
-            Ok(()) => break candidate,
-            // Another trainer took this number first.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => v += 1,
-            Err(e) => return Err(Error::io(&candidate, e)),
-        }
-    };
-    file.version = v;
-    let path = vdir.join("model.json");
-    write_atomic(&path, &to_json(file))?;
-    Ok(path)
-}
-
-pub fn to_json(file: &ModelFile) -> Vec<u8> {
-    let mut out = serde_json::to_vec_pretty(file).expect("model file serialises");
-    out.push(b'\n');
-    out
-}
-
-/// Writes bytes to `path` through a temporary file in the same folder and a rename, so readers
-/// see the old file or the new one, never a part.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|s| s.to_str()).unwrap_or("model"),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 fn validate(f: &ModelFile) -> std::result::Result<(), String> {

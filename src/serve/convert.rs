@@ -1,7 +1,7 @@
 //! Translation between churn.v1 protobuf messages and library types; nothing else.
 use crate::error::{Error, FieldViolation};
 use crate::model::file::FeatureEntry;
-use crate::model::{ChurnModel, RiskTier, RowScratch, sigmoid, top_k};
+use crate::model::{ChurnModel, RiskTier, RowScratch, sigmoid};
 use crate::proto;
 use crate::schema::{Note, Resolved, Value};
 use std::cell::RefCell;
@@ -38,28 +38,30 @@ pub fn score(
     strict: bool,
     batch_row: Option<usize>,
 ) -> Result<proto::ScoreResponse, Error> {
-    let (row, mut unknown) = model
+    let (row, unknown) = model
         .schema()
         .row_from_named(req.features.iter().map(|(k, v)| (k.as_str(), value(v))));
     SCRATCH.with(|cell| {
         let (s, top) = &mut *cell.borrow_mut();
-        let logit = model.score_into(&row, strict, s);
-        if logit.is_none() || !unknown.is_empty() {
-            let mut all: Vec<FieldViolation> = s.violations.drain(..).collect();
-            all.append(&mut unknown);
-            let prefix = batch_row.map(|i| format!("rows[{i}].")).unwrap_or_default();
-            for v in &mut all {
-                v.field = format!("{prefix}features.{}", v.field);
+        let scored = model.score_row(&row, strict, s);
+        let score = match scored {
+            Some(score) if unknown.is_empty() => score,
+            _ => {
+                let mut all: Vec<FieldViolation> = model.named_violations(&s.violations);
+                all.extend(model.unknown_features(&unknown));
+                let prefix = batch_row.map(|i| format!("rows[{i}].")).unwrap_or_default();
+                for v in &mut all {
+                    v.field = format!("{prefix}features.{}", v.field);
+                }
+                return Err(Error::InvalidFeatures(all));
             }
-            return Err(Error::InvalidFeatures(all));
-        }
-        let logit = logit.unwrap();
+        };
         let k = if req.top_k == 0 {
             top_k_default
         } else {
             req.top_k as usize
         };
-        top_k(&s.contributions, k, top);
+        s.reasons_into(k, top);
         let features = model.schema().features();
         let reasons = top
             .iter()
@@ -69,7 +71,7 @@ pub fn score(
                 contribution: s.contributions[i],
             })
             .collect();
-        let p = sigmoid(logit);
+        let p = score.probability;
         let named = |want: Note| -> Vec<String> {
             s.notes
                 .iter()
@@ -81,7 +83,7 @@ pub fn score(
         Ok(proto::ScoreResponse {
             customer_id: req.customer_id.clone(),
             churn_probability: p,
-            risk_tier: tier(model.tier(p)) as i32,
+            risk_tier: tier(score.tier) as i32,
             reasons,
             model: model.id().to_string(),
             baseline_probability: sigmoid(model.baseline_logit()),

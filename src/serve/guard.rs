@@ -4,6 +4,7 @@
 //! (UNAUTHENTICATED, RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED) and counted; nothing of the
 //! presented key is logged.
 use super::keys::{ApiKeys, bearer};
+use crate::error::Error;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -62,9 +63,11 @@ pub struct Guard<S> {
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
-fn refuse<B: Default>(status: Status, reason: &'static str) -> http::Response<B> {
+/// The gate's answer to a refused call: the error's status (mapped in `status.rs`, like every
+/// handler's), counted by reason.
+fn refuse<B: Default>(e: Error, reason: &'static str) -> http::Response<B> {
     metrics::counter!("churn_refused_total", "reason" => reason).increment(1);
-    status.into_http()
+    Status::from(e).into_http()
 }
 
 /// The caller's `grpc-timeout` (e.g. "250m"), if it is valid.
@@ -115,11 +118,11 @@ where
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| bearer(v.as_bytes()));
             let status = match token {
-                None => Some(Status::unauthenticated(
-                    "missing API key: send `authorization: Bearer <key>`",
+                None => Some(Error::Unauthenticated(
+                    "missing API key: send `authorization: Bearer <key>`".into(),
                 )),
                 Some(t) if !keys.current().accepts(t) => {
-                    Some(Status::unauthenticated("invalid API key"))
+                    Some(Error::Unauthenticated("invalid API key".into()))
                 }
                 Some(_) => None,
             };
@@ -128,8 +131,8 @@ where
             }
         }
         let Ok(permit) = self.gate.permits.clone().try_acquire_owned() else {
-            let s = Status::resource_exhausted(format!(
-                "overloaded: {} calls in flight, the server's limit (--max-in-flight); retry with backoff",
+            let s = Error::Overloaded(format!(
+                "{} calls in flight, the server's limit (--max-in-flight); retry with backoff",
                 self.gate.max_in_flight
             ));
             return Box::pin(std::future::ready(Ok(refuse(s, "overloaded"))));
@@ -140,12 +143,7 @@ where
             let _permit = permit;
             match tokio::time::timeout(deadline, inner.call(req)).await {
                 Ok(r) => r,
-                Err(_) => Ok(refuse(
-                    Status::deadline_exceeded(format!(
-                        "the call took longer than its deadline of {deadline:?}"
-                    )),
-                    "deadline",
-                )),
+                Err(_) => Ok(refuse(Error::DeadlineExceeded(deadline), "deadline")),
             }
         })
     }

@@ -37,7 +37,8 @@ pub struct ServeConfig {
     pub max_batch: usize,
     /// How often the repository folder is checked for new or changed model files.
     pub poll: Duration,
-    /// The model for requests that name none (default: the first name alphabetically).
+    /// The model for requests that name none (default: the only model; with several, such
+    /// requests are refused).
     pub default_model: Option<String>,
     /// How long in-flight calls may take to finish after a stop signal.
     pub drain: Duration,
@@ -200,18 +201,23 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         tracing::warn!(dir = %cfg.models.display(), "no model loaded: health is NOT_SERVING until one appears");
     }
 
+    let address = |flag, addr: SocketAddr| {
+        move |e: std::io::Error| Error::Address {
+            flag,
+            addr: addr.to_string(),
+            message: e.to_string(),
+        }
+    };
     let listener = TcpListener::bind(cfg.addr)
         .await
-        .map_err(|e| Error::Usage(format!("--addr {}: {e}", cfg.addr)))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| Error::Usage(e.to_string()))?;
+        .map_err(address("--addr", cfg.addr))?;
+    let local = listener.local_addr().map_err(address("--addr", cfg.addr))?;
     let metrics_local = match cfg.metrics_addr {
         Some(a) => {
             let l = TcpListener::bind(a)
                 .await
-                .map_err(|e| Error::Usage(format!("--metrics-addr {a}: {e}")))?;
-            let bound = l.local_addr().map_err(|e| Error::Usage(e.to_string()))?;
+                .map_err(address("--metrics-addr", a))?;
+            let bound = l.local_addr().map_err(address("--metrics-addr", a))?;
             tokio::spawn(metrics::serve_http(l, prometheus));
             Some(bound)
         }
@@ -288,11 +294,11 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
     };
     let reflection_v1 = reflection()
         .build_v1()
-        .map_err(|e| Error::Usage(e.to_string()))?;
+        .map_err(|e| Error::Transport(format!("reflection: {e}")))?;
     // v1alpha too: grpcurl and older tools still ask for it.
     let reflection_v1alpha = reflection()
         .build_v1alpha()
-        .map_err(|e| Error::Usage(e.to_string()))?;
+        .map_err(|e| Error::Transport(format!("reflection: {e}")))?;
     let limits = &cfg.limits;
     let api = ChurnServiceServer::new(ChurnApi::new(registry.clone(), cfg.strict, cfg.max_batch))
         .max_decoding_message_size(limits.max_message_bytes);
@@ -334,7 +340,7 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         .serve_with_incoming_shutdown(incoming, shutdown);
     let drain = cfg.drain;
     let result = tokio::select! {
-        r = server => r.map_err(|e| Error::Usage(format!("server: {e}"))),
+        r = server => r.map_err(|e| Error::Transport(e.to_string())),
         _ = async { stopping.notified().await; tokio::time::sleep(drain).await } => {
             tracing::warn!(seconds = drain.as_secs(), "calls still in flight after the drain period; stopping anyway");
             Ok(())

@@ -32,7 +32,7 @@ impl Catalog {
             None => (spec, None),
         };
         let name = if name.is_empty() {
-            self.default.as_deref().ok_or_else(not_found)?
+            self.default.as_deref().ok_or_else(|| self.no_default())?
         } else {
             name
         };
@@ -41,6 +41,18 @@ impl Catalog {
             Some(v) => versions.get(&v).ok_or_else(not_found),
             None => versions.values().next_back().ok_or_else(not_found),
         }
+    }
+
+    /// A request that names no model, on a server with several and no --default-model.
+    fn no_default(&self) -> Error {
+        let served: Vec<&str> = self.serving().map(|m| m.id()).collect();
+        if served.is_empty() {
+            return Error::ModelNotFound("(default): no model is loaded".into());
+        }
+        Error::ModelNotFound(format!(
+            "the request names no model and this server has several ({}) with no default: name one in the request's model field, or start the server with --default-model NAME",
+            served.join(", ")
+        ))
     }
 
     fn describe_missing(&self, spec: &str) -> String {
@@ -123,7 +135,8 @@ struct Seen {
 
 impl ModelRegistry {
     /// Opens a repository folder and loads what it holds. `default_name` picks the model for
-    /// requests that name none; without it, the first name in alphabetical order.
+    /// requests that name none; without it, the only model, and with several none (such requests
+    /// are refused naming the models and the flag, never given an arbitrary one).
     pub fn open(dir: &Path, default_name: Option<String>) -> Result<(ModelRegistry, ReloadReport)> {
         if !dir.is_dir() {
             return Err(Error::model(dir, "the model repository is not a folder"));
@@ -207,7 +220,8 @@ impl ModelRegistry {
         if report.changed() {
             let default = match &self.default_name {
                 Some(d) => Some(d.clone()),
-                None => next.keys().next().cloned(),
+                None if next.len() == 1 => next.keys().next().cloned(),
+                None => None,
             };
             self.catalog.store(Arc::new(Catalog {
                 models: next,

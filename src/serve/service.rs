@@ -1,8 +1,7 @@
 //! The churn.v1.ChurnService handlers: resolve the model, convert, score, observe. Thin by design.
 use super::convert::{self, DEFAULT_TOP_K};
 use super::metrics::observe;
-use super::registry::ModelRegistry;
-use super::status::to_status;
+use super::registry::{Catalog, ModelRegistry};
 use crate::error::Error;
 use crate::proto::churn_service_server::ChurnService;
 use crate::proto::{
@@ -47,14 +46,16 @@ fn request_id<T>(req: &Request<T>) -> String {
     }
 }
 
+/// Scores one request with a model of `catalog`: a whole batch holds one catalog, so every row
+/// is scored by the same model version even if a reload swaps in a new one meanwhile.
 fn score_one(
     api: &ChurnApi,
+    catalog: &Catalog,
     req: &ScoreRequest,
     model_default: &str,
     top_k: usize,
     batch_row: Option<usize>,
 ) -> Result<ScoreResponse, Error> {
-    let catalog = api.registry.catalog();
     let spec = if req.model.is_empty() {
         model_default
     } else {
@@ -78,9 +79,10 @@ impl ChurnService for ChurnApi {
         let id = request_id(&request);
         let span = tracing::debug_span!("rpc", method = "Score", request_id = %id);
         let _entered = span.enter();
-        let res = score_one(self, request.get_ref(), "", DEFAULT_TOP_K, None)
+        let catalog = self.registry.catalog();
+        let res = score_one(self, &catalog, request.get_ref(), "", DEFAULT_TOP_K, None)
             .map(Response::new)
-            .map_err(|e| to_status(&e));
+            .map_err(Status::from);
         observe("Score", start, &res);
         res
     }
@@ -95,11 +97,12 @@ impl ChurnService for ChurnApi {
         let _entered = span.enter();
         let b = request.get_ref();
         let res = if b.rows.len() > self.max_batch {
-            Err(Status::invalid_argument(format!(
-                "rows: {} rows is more than this server's limit of {} per ScoreBatch (use ScoreStream for more)",
-                b.rows.len(),
-                self.max_batch
-            )))
+            Err(Status::from(Error::TooManyRows {
+                field: "rows".into(),
+                rows: b.rows.len(),
+                limit: self.max_batch,
+                hint: " per ScoreBatch (use ScoreStream for more)",
+            }))
         } else {
             let top_k = if b.top_k == 0 {
                 DEFAULT_TOP_K
@@ -107,11 +110,12 @@ impl ChurnService for ChurnApi {
                 b.top_k as usize
             };
             // All or nothing: every bad field of every row is reported.
+            let catalog = self.registry.catalog();
             let mut rows = Vec::with_capacity(b.rows.len());
             let mut bad = Vec::new();
             let mut other: Option<Error> = None;
             for (i, r) in b.rows.iter().enumerate() {
-                match score_one(self, r, &b.model, top_k, Some(i)) {
+                match score_one(self, &catalog, r, &b.model, top_k, Some(i)) {
                     Ok(s) => rows.push(s),
                     Err(Error::InvalidFeatures(mut v)) => bad.append(&mut v),
                     Err(e) => {
@@ -120,8 +124,8 @@ impl ChurnService for ChurnApi {
                 }
             }
             match (other, bad.is_empty()) {
-                (Some(e), _) => Err(to_status(&e)),
-                (None, false) => Err(to_status(&Error::InvalidFeatures(bad))),
+                (Some(e), _) => Err(e.into()),
+                (None, false) => Err(Error::InvalidFeatures(bad).into()),
                 (None, true) => Ok(Response::new(ScoreBatchResponse { rows })),
             }
         };
@@ -147,7 +151,8 @@ impl ChurnService for ChurnApi {
                 let out = match msg {
                     Ok(req) => {
                         let start = Instant::now();
-                        let r = score_one(&api, &req, "", DEFAULT_TOP_K, None)
+                        let catalog = api.registry.catalog();
+                        let r = score_one(&api, &catalog, &req, "", DEFAULT_TOP_K, None)
                             .unwrap_or_else(|e| convert::row_error(&req.customer_id, &e));
                         let ok: Result<(), Status> = match &r.error {
                             None => Ok(()),
@@ -180,7 +185,7 @@ impl ChurnService for ChurnApi {
         let res = catalog
             .resolve(&request.get_ref().model)
             .map(|m| Response::new(convert::model_info(m)))
-            .map_err(|e| to_status(&e));
+            .map_err(Status::from);
         observe("GetModel", start, &res);
         res
     }

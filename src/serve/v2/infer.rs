@@ -4,7 +4,7 @@ use super::tensor::{self, OutputData};
 use crate::error::{Error, FieldViolation};
 use crate::inference::model_metadata_response::TensorMetadata;
 use crate::inference::{ModelInferRequest, ModelInferResponse, ModelMetadataResponse};
-use crate::model::{ChurnModel, RiskTier, RowScratch, sigmoid};
+use crate::model::{ChurnModel, MAX_LISTED, RiskTier, RowScratch};
 use crate::schema::FeatureKind;
 
 /// The model's outputs, in the order they are listed and returned when a request names none.
@@ -23,9 +23,6 @@ const OUTPUTS: [(&str, Output); 3] = [
     ("risk_tier", Output::Tier),
     ("contributions", Output::Contributions),
 ];
-
-/// Violations listed in one error; the rest are counted.
-const MAX_LISTED: usize = 20;
 
 /// Where a request's bad values are listed.
 fn invalid(v: Vec<FieldViolation>) -> Error {
@@ -75,12 +72,12 @@ pub fn model_infer(
     let batch = tensor::decode(req, schema).map_err(invalid)?;
     let n = batch.rows();
     if n > max_rows {
-        return Err(invalid(vec![FieldViolation {
+        return Err(Error::TooManyRows {
             field: req.inputs[0].name.clone(),
-            description: format!(
-                "{n} rows is more than this server's limit of {max_rows} per call (--max-batch)"
-            ),
-        }]));
+            rows: n,
+            limit: max_rows,
+            hint: " per call (--max-batch)",
+        });
     }
     let f = schema.len();
     let with_contributions = outputs.contains(&Output::Contributions);
@@ -92,11 +89,10 @@ pub fn model_infer(
     let (mut bad, mut unlisted) = (Vec::new(), 0usize);
     for i in 0..n {
         batch.fill_row(i, &mut row);
-        match model.contributions_into(&row, strict, &mut s) {
-            Some(logit) if bad.is_empty() => {
-                let p = sigmoid(logit);
-                probabilities.push(p);
-                tiers.push(model.tier(p));
+        match model.score_row(&row, strict, &mut s) {
+            Some(score) if bad.is_empty() => {
+                probabilities.push(score.probability);
+                tiers.push(score.tier);
                 if with_contributions {
                     contributions.extend_from_slice(&s.contributions);
                 }
@@ -108,8 +104,7 @@ pub fn model_infer(
                         unlisted += 1;
                         continue;
                     }
-                    let feature = schema.index_of(&v.field).unwrap_or(0);
-                    let (tensor, at) = batch.locate(schema, feature, i);
+                    let (tensor, at) = batch.locate(schema, v.feature, i);
                     bad.push(FieldViolation {
                         field: tensor,
                         description: format!("{at}: {}", v.description),

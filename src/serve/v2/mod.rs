@@ -7,7 +7,6 @@ pub mod tensor;
 
 use super::metrics::observe;
 use super::registry::ModelRegistry;
-use super::status::to_status;
 use crate::inference::grpc_inference_service_server::GrpcInferenceService;
 use crate::inference::*;
 use std::sync::Arc;
@@ -107,7 +106,7 @@ impl GrpcInferenceService for InferenceApi {
                 };
                 Response::new(model_metadata(m, versions))
             })
-            .map_err(|e| to_status(&e));
+            .map_err(Status::from);
         observe("ModelMetadata", start, &res);
         res
     }
@@ -123,7 +122,7 @@ impl GrpcInferenceService for InferenceApi {
             .resolve(&spec(&r.model_name, &r.model_version))
             .and_then(|m| model_infer(m, r, self.strict, self.max_batch))
             .map(Response::new)
-            .map_err(|e| to_status(&e));
+            .map_err(Status::from);
         observe("ModelInfer", start, &res);
         res
     }

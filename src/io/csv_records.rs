@@ -1,7 +1,8 @@
 //! CSV records straight from bytes, so a block of a file can be cut into parts that are parsed on
 //! every core at once. One rule decides where a record ends, both when a block is cut and when a
 //! part is parsed: at a newline outside double quotes (RFC 4180; `""` inside quotes is a quote).
-//! Fields borrow from the block; only a quoted field holding `""` is copied.
+//! Fields borrow from the block; only a quoted field holding `""` is copied. Fields are separated
+//! by a comma, or by the delimiter [`sniff_delimiter`] finds in the header line.
 use std::borrow::Cow;
 
 /// Where the next record boundary is at or after `from`: the index just past a newline that is
@@ -63,6 +64,7 @@ pub fn split_ranges(bytes: &[u8], parts: usize) -> Vec<(usize, usize)> {
 pub struct RecordParser<'a> {
     bytes: &'a [u8],
     at: usize,
+    delimiter: u8,
     /// Newlines consumed so far, so the caller knows each record's first line.
     pub lines: u64,
 }
@@ -79,11 +81,20 @@ pub enum Record {
 }
 
 impl<'a> RecordParser<'a> {
+    /// A parser of comma-separated records.
     pub fn new(bytes: &'a [u8]) -> Self {
+        RecordParser::with_delimiter(bytes, b',')
+    }
+
+    /// A parser of records whose fields are separated by `delimiter` (one ASCII byte, not a quote
+    /// or a line break).
+    pub fn with_delimiter(bytes: &'a [u8], delimiter: u8) -> Self {
+        debug_assert!(delimiter.is_ascii() && !matches!(delimiter, b'"' | b'\n' | b'\r'));
         RecordParser {
             bytes,
             at: 0,
             lines: 0,
+            delimiter,
         }
     }
 
@@ -109,7 +120,7 @@ impl<'a> RecordParser<'a> {
                 return Some((line, Record::Blank));
             }
             let mut from = 0;
-            for comma in memchr::memchr_iter(b',', rec) {
+            for comma in memchr::memchr_iter(self.delimiter, rec) {
                 fields.push(Cow::Borrowed(&rec[from..comma]));
                 from = comma + 1;
             }
@@ -130,8 +141,57 @@ impl<'a> RecordParser<'a> {
         if rec.is_empty() {
             return Some((line, Record::Blank));
         }
-        Some((line, split_fields(rec, fields)))
+        Some((line, split_fields(rec, self.delimiter, fields)))
     }
+}
+
+/// The field delimiter of a CSV file from its header line: comma, semicolon, tab or pipe, whichever
+/// occurs most often outside quotes (a comma when none does). A header is a list of names, so the
+/// delimiter is the character that separates most of them.
+pub fn sniff_delimiter(header_line: &[u8]) -> u8 {
+    let mut counts = [0usize; 4];
+    const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
+    let mut quoted = false;
+    for &b in header_line {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => break,
+            _ if !quoted => {
+                if let Some(k) = CANDIDATES.iter().position(|&c| c == b) {
+                    counts[k] += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    // Ties keep the earlier candidate, so a header with no separator at all reads as comma.
+    let mut best = 0;
+    for k in 1..4 {
+        if counts[k] > counts[best] {
+            best = k;
+        }
+    }
+    CANDIDATES[best]
+}
+
+/// The delimiter named on the command line: `,` `;` `|`, `tab` or `\t`, or any one ASCII
+/// character that is not a quote or a line break.
+pub fn parse_delimiter(s: &str) -> Result<u8, String> {
+    let d = match s {
+        "tab" | "\\t" | "\t" => b'\t',
+        _ if s.len() == 1 && s.is_ascii() => s.as_bytes()[0],
+        _ => {
+            return Err(format!(
+                "--delimiter {s:?}: expected one character (or `tab`)"
+            ));
+        }
+    };
+    if matches!(d, b'"' | b'\n' | b'\r') {
+        return Err(format!(
+            "--delimiter {s:?}: a quote or line break cannot separate fields"
+        ));
+    }
+    Ok(d)
 }
 
 /// (lines, records) in `bytes`, blank lines not counted as records.
@@ -147,7 +207,7 @@ pub fn count_records(bytes: &[u8]) -> (u64, u64) {
     (p.lines, rows)
 }
 
-fn split_fields<'a>(rec: &'a [u8], fields: &mut Vec<Cow<'a, [u8]>>) -> Record {
+fn split_fields<'a>(rec: &'a [u8], delimiter: u8, fields: &mut Vec<Cow<'a, [u8]>>) -> Record {
     let mut i = 0;
     loop {
         if rec.get(i) == Some(&b'"') {
@@ -179,11 +239,11 @@ fn split_fields<'a>(rec: &'a [u8], fields: &mut Vec<Cow<'a, [u8]>>) -> Record {
             }
             match rec.get(i) {
                 None => return Record::Fields,
-                Some(b',') => i += 1,
+                Some(&b) if b == delimiter => i += 1,
                 Some(_) => return Record::Malformed("text after a closing quote"),
             }
         } else {
-            let end = memchr::memchr(b',', &rec[i..]).map_or(rec.len(), |e| i + e);
+            let end = memchr::memchr(delimiter, &rec[i..]).map_or(rec.len(), |e| i + e);
             let field = &rec[i..end];
             if memchr::memchr(b'"', field).is_some() {
                 return Record::Malformed("a quote inside an unquoted field");

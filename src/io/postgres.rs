@@ -8,8 +8,7 @@
 //! `COPY ... FROM STDIN`, and at the end drops the old table and renames the staging table in its
 //! place. Until that commit nobody sees the staging table; a run that fails or is killed at any
 //! point rolls back, leaving the previous table exactly as it was.
-use super::input::{Block, BlockSource, CsvSource, Numbering};
-use super::sql::ident;
+use super::blocks::{Block, BlockSource, CsvSource, Numbering};
 use crate::error::{Error, Result};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -205,15 +204,21 @@ impl BlockSource for PgSource {
             .take()
             .ok_or_else(|| Error::Usage("internal: PostgreSQL input selected twice".into()))?;
         let stream = CopyOutStream::start(client, copy);
-        let mut rows = CsvSource::new(self.name.clone(), stream, None, Numbering::Row)?;
+        let mut rows = CsvSource::new(self.name.clone(), stream, None, Numbering::Row, Some(b','))?;
         rows.select(columns)?;
         self.rows = Some(rows);
         Ok(())
     }
 }
 
+/// A double-quoted SQL identifier; `schema.name` quotes each part. The one quoting rule for every
+/// statement churn writes (batch tables, exported SQL).
+pub fn ident(name: &str) -> String {
+    name.split('.').map(ident_one).collect::<Vec<_>>().join(".")
+}
+
 /// One identifier quoted as a whole (a column name may hold dots).
-fn ident_one(name: &str) -> String {
+pub fn ident_one(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -321,8 +326,9 @@ pub struct PgTableWriter {
 pub struct TableSpec {
     pub table: String,
     pub columns: Vec<OutColumn>,
-    /// Adds `rank` (1 = highest churn probability, ties share a rank) after `risk_tier`.
-    pub rank: bool,
+    /// `Some((at, by))` adds a `rank` column at position `at`: 1 for the highest value of column
+    /// `by`, ties sharing a rank (SQL's `rank()`).
+    pub rank: Option<(usize, usize)>,
     pub comment: String,
 }
 
@@ -504,18 +510,19 @@ fn write_table(
     let rows = w.finish().map_err(|e| fail("copying scores", e))?;
     let mut sql = String::new();
     let mut from = stage.clone();
-    if spec.rank {
+    if let Some((at, by)) = spec.rank {
         let ranked = qualify(&short(&format!(
             "{name}__churn_ranked_{}",
             std::process::id()
         )));
-        let mut select = Vec::new();
-        for c in &spec.columns {
-            select.push(ident_one(&c.name));
-            if c.name == "risk_tier" {
-                select.push("rank() OVER (ORDER BY churn_probability DESC) AS rank".into());
-            }
-        }
+        let mut select: Vec<String> = spec.columns.iter().map(|c| ident_one(&c.name)).collect();
+        select.insert(
+            at.min(select.len()),
+            format!(
+                "rank() OVER (ORDER BY {} DESC) AS rank",
+                ident_one(&spec.columns[by].name)
+            ),
+        );
         sql += &format!(
             "CREATE TABLE {ranked} AS SELECT {} FROM {stage} ORDER BY rank; DROP TABLE {stage};",
             select.join(", ")

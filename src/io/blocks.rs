@@ -3,6 +3,7 @@
 //! Parquet block is Arrow arrays, read without copying a cell. CSV comes from a file, a pipe, or a
 //! PostgreSQL `COPY ... TO STDOUT (FORMAT csv)` stream.
 use super::csv_records::{Record, RecordParser, next_boundary};
+use super::postgres::{PgSource, Query};
 use crate::error::{Error, Result};
 use arrow_array::{Array, ArrayRef, PrimitiveArray, cast::AsArray, types::*};
 use arrow_schema::DataType;
@@ -41,6 +42,8 @@ pub enum CellRef<'a> {
 /// Where the requested columns sit in each CSV record.
 #[derive(Debug)]
 pub struct CsvLayout {
+    /// The field separator (comma, or what the header line or `--delimiter` says).
+    pub delimiter: u8,
     /// Fields per record.
     pub width: usize,
     /// `idx[k]` is the field of requested column k.
@@ -73,7 +76,7 @@ pub trait BlockSource: Send {
     /// Selects the columns every block carries, in this order; each must exist.
     fn select(&mut self, columns: &[String]) -> Result<()>;
     /// Lets typed date and timestamp columns through (Parquet); their cells are read with
-    /// `crate::features::rows::ArrowColumn`.
+    /// the caller's own date reader.
     fn allow_dates(&mut self) {}
     /// Where the scorer can send back the bytes of finished blocks for reuse (CSV).
     fn recycler(&mut self) -> Option<std::sync::mpsc::Sender<Vec<u8>>> {
@@ -121,8 +124,9 @@ pub fn arrow_ranges(rows: usize, parts: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Opens a CSV (also gzip-compressed, `.gz`) or Parquet file (by extension).
-pub fn open_file(path: &Path) -> Result<Box<dyn BlockSource>> {
+/// Opens a CSV (also gzip-compressed, `.gz`) or Parquet file (by extension). A CSV file's field
+/// delimiter is `delimiter`, or else found from its header line.
+pub fn open_file(path: &Path, delimiter: Option<u8>) -> Result<Box<dyn BlockSource>> {
     let file = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::data(path, "no such file")
@@ -140,6 +144,7 @@ pub fn open_file(path: &Path) -> Result<Box<dyn BlockSource>> {
                 rdr,
                 None,
                 Numbering::Line,
+                delimiter,
             )?))
         }
         crate::io::TableFormat::Csv => {
@@ -153,6 +158,7 @@ pub fn open_file(path: &Path) -> Result<Box<dyn BlockSource>> {
                 file,
                 total,
                 Numbering::Line,
+                delimiter,
             )?))
         }
         crate::io::TableFormat::Parquet => Ok(Box::new(ParquetSource::open(path, file)?)),
@@ -187,17 +193,21 @@ pub struct CsvSource {
     total: Option<u64>,
     consumed: u64,
     numbering: Numbering,
+    delimiter: u8,
     /// Buffers of blocks already scored, reused for the next blocks.
     spare: Vec<Vec<u8>>,
     returned: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
 }
 
 impl CsvSource {
+    /// Reads the header. Fields are separated by `delimiter`, or else by the delimiter found in
+    /// the header line (comma, semicolon, tab or pipe).
     pub fn new(
         name: PathBuf,
         rdr: impl Read + Send + 'static,
         total: Option<u64>,
         numbering: Numbering,
+        delimiter: Option<u8>,
     ) -> Result<Self> {
         let mut s = CsvSource {
             name,
@@ -206,6 +216,7 @@ impl CsvSource {
             eof: false,
             header: Vec::new(),
             layout: Arc::new(CsvLayout {
+                delimiter: b',',
                 width: 0,
                 idx: Vec::new(),
                 names: Vec::new(),
@@ -213,6 +224,7 @@ impl CsvSource {
             total,
             consumed: 0,
             numbering,
+            delimiter: b',',
             spare: Vec::new(),
             returned: None,
         };
@@ -226,7 +238,9 @@ impl CsvSource {
             }
             s.fill(s.buf.len() + (64 << 10))?;
         };
-        let mut parser = RecordParser::new(&s.buf[..end]);
+        s.delimiter =
+            delimiter.unwrap_or_else(|| super::csv_records::sniff_delimiter(&s.buf[..end]));
+        let mut parser = RecordParser::with_delimiter(&s.buf[..end], s.delimiter);
         let mut fields = Vec::new();
         let header = match parser.next_record(&mut fields) {
             Some((_, Record::Fields)) => fields
@@ -345,6 +359,7 @@ impl BlockSource for CsvSource {
 
     fn select(&mut self, columns: &[String]) -> Result<()> {
         self.layout = Arc::new(CsvLayout {
+            delimiter: self.delimiter,
             width: self.header.len(),
             idx: positions(&self.name, &self.header, columns)?,
             names: columns.to_vec(),
@@ -397,7 +412,7 @@ impl BlockSource for ParquetSource {
             let mut wanted: Vec<usize> = positions(&self.name, &self.header, &self.names)?;
             for (&c, name) in wanted.iter().zip(&self.names) {
                 let dt = builder.schema().field(c).data_type();
-                let temporal = self.dates && crate::features::rows::is_temporal(dt);
+                let temporal = self.dates && is_temporal(dt);
                 if !(crate::io::parquet_reader::supported(dt) || temporal) {
                     return Err(Error::column(
                         &self.name,
@@ -557,6 +572,43 @@ impl<'a> ColumnView<'a> {
                 }
             }
             ColumnView::Other => CellRef::Null,
+        }
+    }
+}
+
+/// Whether an Arrow type is a date or timestamp (let through by [`BlockSource::allow_dates`]).
+pub fn is_temporal(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
+    )
+}
+
+/// Where rows come from: a file (CSV, gzip CSV, Parquet) or a PostgreSQL query.
+#[derive(Debug, Clone)]
+pub enum Source {
+    File(PathBuf),
+    Postgres { url: String, query: Query },
+}
+
+impl Source {
+    /// The block source, and the name it goes by in messages (a URL without its password). A CSV
+    /// file's delimiter is `delimiter`, or else found from its header line.
+    pub fn open(&self, delimiter: Option<u8>) -> Result<(Box<dyn BlockSource>, PathBuf)> {
+        match self {
+            Source::File(p) => Ok((open_file(p, delimiter)?, p.clone())),
+            Source::Postgres { url, query } => Ok((
+                Box::new(PgSource::open(url, query)?),
+                PathBuf::from(super::postgres::redact(url)),
+            )),
+        }
+    }
+
+    /// The name it goes by in messages (a URL without its password).
+    pub fn name(&self) -> PathBuf {
+        match self {
+            Source::File(p) => p.clone(),
+            Source::Postgres { url, .. } => PathBuf::from(super::postgres::redact(url)),
         }
     }
 }

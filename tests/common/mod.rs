@@ -105,17 +105,23 @@ pub fn telco_rows(n: usize) -> Vec<(String, serde_json::Map<String, serde_json::
         .collect()
 }
 
-/// DATABASE_URL, or None after saying loudly that the calling test is skipped.
-pub fn database_url(test: &str) -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!(
-                "\n*** SKIPPED: DATABASE_URL is not set, so the PostgreSQL test {test} did not run ***\n"
-            );
-            None
-        }
+/// Where the PostgreSQL tests connect: `DATABASE_URL`, else the documented local server
+/// (`postgres://postgres@127.0.0.1:5432/test`). A server that cannot be reached fails the test
+/// with the fix; `CHURN_SKIP_POSTGRES=1` at build time marks these tests ignored instead.
+pub fn database_url() -> String {
+    let url = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    if let Err(e) = postgres::Client::connect(&url, postgres::NoTls) {
+        panic!(
+            "this test needs PostgreSQL at {url} and cannot connect: {e}. Start PostgreSQL \
+             (e.g. `pg_ctlcluster 15 main start`) with trust auth and a database `test`, or point \
+             DATABASE_URL at one; to skip the PostgreSQL tests, build them with \
+             CHURN_SKIP_POSTGRES=1 (they are then reported as ignored)"
+        );
     }
+    url
 }
 
 /// A throwaway PostgreSQL schema, dropped at the end even when the test fails.
@@ -216,21 +222,48 @@ pub fn read_csv(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
         .collect()
 }
 
-/// The Python with the interop clients (`.ci/python-env` makes it): CHURN_TEST_PYTHON, else the
-/// default venv; or None after saying loudly that the calling test is skipped.
-pub fn test_python(test: &str) -> Option<PathBuf> {
-    let p = match std::env::var_os("CHURN_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/churn-test-venv/bin/python"),
-    };
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!(
-            "\n*** SKIPPED: no Python with the interop clients at {} (run `bash .ci/python-env`, or set CHURN_TEST_PYTHON), so {test} did not run ***\n",
-            p.display()
-        );
-        None
+/// The Python with the interop clients: `CHURN_TEST_PYTHON`, else the venv `.ci/python-env` makes
+/// (built here on first use, from PyPI). Fails the test with the fix when it cannot be had;
+/// `CHURN_SKIP_PYTHON=1` at build time marks these tests ignored instead.
+pub fn test_python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let found = PYTHON.get_or_init(|| {
+        if let Some(p) = std::env::var_os("CHURN_TEST_PYTHON").filter(|p| !p.is_empty()) {
+            let p = PathBuf::from(p);
+            return if p.is_file() {
+                Ok(p)
+            } else {
+                Err(format!("CHURN_TEST_PYTHON={} is not a file", p.display()))
+            };
+        }
+        let out = Command::new("bash")
+            .arg(root().join(".ci/python-env"))
+            .current_dir(root())
+            .output()
+            .map_err(|e| format!("could not run .ci/python-env: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                ".ci/python-env failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!(
+                ".ci/python-env printed {}, which is not a file",
+                p.display()
+            ))
+        }
+    });
+    match found {
+        Ok(p) => p.clone(),
+        Err(why) => panic!(
+            "this test drives the server with the stock Python clients and has none: {why}. Run \
+             `bash .ci/python-env` (needs python3 with venv and PyPI), or set CHURN_TEST_PYTHON to \
+             a Python that has tritonclient; to skip, build the tests with CHURN_SKIP_PYTHON=1 \
+             (they are then reported as ignored)"
+        ),
     }
 }

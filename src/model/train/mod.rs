@@ -1,0 +1,391 @@
+//! Training: a table of per-customer features -> a validated model file with its metrics.
+//!
+//! 1. Read the label and decide each column's kind (numeric when every present cell parses).
+//! 2. Split off a stratified holdout (seeded).
+//! 3. Choose the L2 strength by stratified k-fold cross-validation on the training part (mean
+//!    validation log loss), unless given.
+//! 4. Fit on the training part, measure on the holdout, and pick the tier cut points there.
+//! 5. Refit the encoding and the weights on every row: that is the model written.
+mod cross_validation;
+mod encoding;
+mod labels;
+mod options;
+pub mod solver;
+mod splits;
+
+pub use labels::parse_labels;
+pub use options::{L2_GRID, Timings, TrainOptions, TrainOutcome, TrainReport};
+pub use solver::SolverKind;
+pub use splits::{latest_split, stratified_split};
+
+use crate::error::{Error, Result};
+use crate::io::Table;
+use crate::model::file::*;
+use crate::model::metrics;
+use crate::model::sigmoid;
+use crate::schema::{FeatureDef, FeatureKind};
+use cross_validation::cross_validate;
+use encoding::{decide_kinds, design, fit_encoding, is_constant};
+use ndarray::Array2;
+use solver::{FitOptions, LogisticFit};
+use std::collections::HashSet;
+use std::time::Instant;
+
+pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<TrainOutcome> {
+    let started = Instant::now();
+    let path = &table.path;
+    check_options(table, opts)?;
+    if table.rows() == 0 {
+        return Err(Error::data(
+            path,
+            "no data rows: the file has a header only",
+        ));
+    }
+    let label_col = table.column(&opts.label).ok_or_else(|| {
+        Error::column(
+            path,
+            &opts.label,
+            format!(
+                "no such label column; the columns are: {}",
+                table.header.join(", ")
+            ),
+        )
+    })?;
+    let (y, positive) = parse_labels(table, label_col, opts.positive.as_deref(), true)?;
+    let inputs = decide_kinds(table, opts)?;
+
+    let n = y.len();
+    let positives = y.iter().filter(|&&b| b).count();
+    let all: Vec<usize> = (0..n).collect();
+    let mut time_split = None;
+    let (train_idx, holdout_idx) = match &opts.split_by {
+        Some(col) => {
+            let (tr, ho, from, purged) = latest_split(table, col, opts.holdout, opts.purge_days)?;
+            time_split = Some(crate::model::file::TimeSplit {
+                column: col.clone(),
+                holdout_from: from,
+                purge_days: opts.purge_days,
+                purged_rows: purged,
+            });
+            (tr, ho)
+        }
+        None if opts.holdout > 0.0 => stratified_split(&y, opts.holdout, opts.seed),
+        None => (all.clone(), Vec::new()),
+    };
+    for (part, idx) in [("training", &train_idx), ("holdout", &holdout_idx)] {
+        if idx.is_empty() && part == "holdout" {
+            continue;
+        }
+        let pos = idx.iter().filter(|&&i| y[i]).count();
+        if pos == 0 || pos == idx.len() {
+            return Err(Error::column(
+                path,
+                &opts.label,
+                format!(
+                    "the {part} part ({} rows) holds one class only: too few rows of the rarer class ({} of {n}) for --holdout {}",
+                    idx.len(),
+                    positives.min(n - positives),
+                    opts.holdout
+                ),
+            ));
+        }
+    }
+
+    // Encodings and design of every row (the final model), and of the training part when a
+    // holdout is set aside (else the training part is every row).
+    let t = Instant::now();
+    let defs = fit_encoding(&inputs, &all);
+    let x_all = design(&inputs, &defs, &all);
+    let split = if holdout_idx.is_empty() {
+        None
+    } else {
+        let train_defs = fit_encoding(&inputs, &train_idx);
+        let x_train = design(&inputs, &train_defs, &train_idx);
+        let x_ho = design(&inputs, &train_defs, &holdout_idx);
+        Some((x_train, x_ho))
+    };
+    let encode_seconds = t.elapsed().as_secs_f64();
+    let (x_train, y_train): (&Array2<f64>, Vec<bool>) = match &split {
+        Some((x, _)) => (x, train_idx.iter().map(|&i| y[i]).collect()),
+        None => (&x_all, y.clone()),
+    };
+
+    // Choose L2 (and measure cross-validated metrics) on the training part.
+    let t = Instant::now();
+    let (l2, l2_chosen_by, cv) = if opts.folds >= 2 {
+        let grid: Vec<f64> = match opts.l2 {
+            Some(a) => vec![a],
+            None => L2_GRID.to_vec(),
+        };
+        let cv = cross_validate(x_train, &y_train, &grid, opts)?;
+        let chosen = if opts.l2.is_some() {
+            "--l2"
+        } else {
+            "cross-validation (mean log loss)"
+        };
+        (cv.0, chosen.to_string(), Some(cv.1))
+    } else {
+        match opts.l2 {
+            Some(a) => (a, "--l2".to_string(), None),
+            None => (1.0, "default (no cross-validation)".to_string(), None),
+        }
+    };
+    let cv_seconds = t.elapsed().as_secs_f64();
+
+    // Holdout: fit on the training part, measure on the rest, choose tier cuts there.
+    let t = Instant::now();
+    let fit_opts = FitOptions::new(l2);
+    let (holdout_metrics, holdout_p) = match &split {
+        None => (None, None),
+        Some((x_train, x_ho)) => {
+            let fit = solver::fit(opts.solver, x_train.view(), &y_train, &fit_opts)?;
+            let p = predict(&fit, x_ho);
+            let y_ho: Vec<bool> = holdout_idx.iter().map(|&i| y[i]).collect();
+            (Some(metrics::evaluate(&p, &y_ho)), Some(p))
+        }
+    };
+    drop(split);
+    let holdout_seconds = t.elapsed().as_secs_f64();
+
+    // Final model on every row.
+    let t = Instant::now();
+    let fit = solver::fit(opts.solver, x_all.view(), &y, &fit_opts)?;
+    let final_fit_seconds = t.elapsed().as_secs_f64();
+    let tier_p = match holdout_p {
+        Some(p) => p,
+        None => predict(&fit, &x_all),
+    };
+    drop(x_all);
+    let tiers = tier_cuts(&tier_p, opts.tier_shares)?;
+
+    let imputed_cells: Vec<FeatureCount> = inputs
+        .iter()
+        .map(|i| FeatureCount {
+            feature: i.col.name.clone(),
+            cells: i.col.missing + if i.numeric { i.col.unparsable } else { 0 },
+        })
+        .filter(|c| c.cells > 0)
+        .collect();
+    let constant_features = defs
+        .iter()
+        .zip(&inputs)
+        .filter(|(_, i)| i.numeric && is_constant(i.col))
+        .map(|(d, _)| d.name.clone())
+        .collect();
+    let features = entries(&defs, &fit);
+    let model = ModelFile {
+        format: FORMAT,
+        name: opts.name.clone(),
+        version: 0,
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        churn_version: env!("CARGO_PKG_VERSION").to_string(),
+        training: TrainingInfo {
+            data_file: opts.data_file.display().to_string(),
+            data_sha256: data_sha256.to_string(),
+            rows: n as u64,
+            label: opts.label.clone(),
+            positive,
+            id_column: opts.id.clone(),
+            dropped: opts.drop.clone(),
+            l2,
+            l2_chosen_by,
+            seed: opts.seed,
+            holdout_fraction: opts.holdout,
+            time_split: time_split.clone(),
+            folds: opts.folds,
+            positive_share: positives as f64 / n as f64,
+            imputed_cells: imputed_cells.clone(),
+            solver: SolverInfo {
+                name: opts.solver.name().to_string(),
+                iterations: fit.iterations,
+                converged: fit.converged,
+            },
+        },
+        features,
+        intercept: fit.intercept,
+        baseline_logit: fit.intercept,
+        tiers,
+        metrics: ModelMetrics {
+            holdout: holdout_metrics,
+            cross_validation: cv,
+        },
+    };
+    let report = TrainReport {
+        rows: n as u64,
+        train_rows: train_idx.len() as u64,
+        holdout_rows: holdout_idx.len() as u64,
+        time_split,
+        numeric_features: inputs.iter().filter(|i| i.numeric).count(),
+        categorical_features: inputs.iter().filter(|i| !i.numeric).count(),
+        design_columns: defs.iter().map(FeatureDef::width).sum(),
+        imputed_cells,
+        constant_features,
+        seconds: Timings {
+            encoding: encode_seconds,
+            cross_validation: cv_seconds,
+            holdout: holdout_seconds,
+            final_fit: final_fit_seconds,
+            total: started.elapsed().as_secs_f64(),
+        },
+    };
+    Ok(TrainOutcome { model, report })
+}
+
+pub(super) fn check_options(table: &Table, opts: &TrainOptions) -> Result<()> {
+    let header: HashSet<&str> = table.header.iter().map(String::as_str).collect();
+    let named = opts
+        .id
+        .iter()
+        .chain(&opts.drop)
+        .chain(&opts.categorical)
+        .chain(&opts.numeric)
+        .chain(opts.transforms.iter().map(|(c, _)| c))
+        .chain(&opts.split_by);
+    for name in named.chain(std::iter::once(&opts.label)) {
+        if !header.contains(name.as_str()) {
+            return Err(Error::column(
+                &table.path,
+                name,
+                format!(
+                    "no such column; the columns are: {}",
+                    table.header.join(", ")
+                ),
+            ));
+        }
+    }
+    if opts.id.as_deref() == Some(opts.label.as_str()) || opts.drop.contains(&opts.label) {
+        return Err(Error::Usage(format!(
+            "the label column '{}' cannot also be the id or dropped",
+            opts.label
+        )));
+    }
+    if opts.purge_days.is_some() && opts.split_by.is_none() {
+        return Err(Error::Usage("--purge goes with --split-by".into()));
+    }
+    if let Some(c) = &opts.split_by {
+        if c == &opts.label || opts.id.as_ref() == Some(c) || opts.drop.contains(c) {
+            return Err(Error::Usage(format!(
+                "--split-by {c}: the split column cannot also be the label, the id or dropped"
+            )));
+        }
+        if opts.holdout <= 0.0 {
+            return Err(Error::Usage(format!(
+                "--split-by {c} needs --holdout above 0: it sets the share of rows held out"
+            )));
+        }
+    }
+    for c in &opts.categorical {
+        if opts.numeric.contains(c) {
+            return Err(Error::Usage(format!(
+                "'{c}' is named both --categorical and --numeric"
+            )));
+        }
+    }
+    if !(0.0..0.9).contains(&opts.holdout) {
+        return Err(Error::Usage(format!(
+            "--holdout {} must be in [0, 0.9)",
+            opts.holdout
+        )));
+    }
+    if opts.folds == 1 {
+        return Err(Error::Usage(
+            "--folds must be 0 (no cross-validation) or at least 2".into(),
+        ));
+    }
+    if let Some(a) = opts.l2
+        && !(a.is_finite() && a >= 0.0)
+    {
+        {
+            return Err(Error::Usage(format!(
+                "--l2 {a} must be a finite number >= 0"
+            )));
+        }
+    }
+    let (h, m) = opts.tier_shares;
+    if !(h > 0.0 && m >= 0.0 && h + m < 1.0) {
+        return Err(Error::Usage(format!(
+            "tier shares high {h} and medium {m} must be positive and sum below 1"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn predict(fit: &LogisticFit, x: &Array2<f64>) -> Vec<f64> {
+    x.outer_iter()
+        .map(|r| sigmoid(fit.logit(r.as_slice().unwrap())))
+        .collect()
+}
+
+/// Cut points such that about `high` of the scores are HIGH and `medium` more are MEDIUM.
+pub(super) fn tier_cuts(p: &[f64], (high, medium): (f64, f64)) -> Result<TierCuts> {
+    let mut s = p.to_vec();
+    // The score at descending rank ceil(share * n): a linear-time selection, not a sort.
+    let mut at = |share: f64| {
+        let k = ((s.len() as f64 * share - 1e-9).ceil() as usize).clamp(1, s.len()) - 1;
+        *s.select_nth_unstable_by(k, |a, b| b.total_cmp(a)).1
+    };
+    let (h, m) = (at(high), at(high + medium));
+    if !(m > 0.0 && h < 1.0) {
+        return Err(Error::Training(
+            "the scores are degenerate (0 or 1): cannot place tier cuts".into(),
+        ));
+    }
+    Ok(TierCuts {
+        medium: m,
+        high: h,
+        high_share: high,
+        medium_share: medium,
+    })
+}
+
+pub(super) fn entries(defs: &[FeatureDef], fit: &LogisticFit) -> Vec<FeatureEntry> {
+    let mut k = 0;
+    defs.iter()
+        .map(|d| match &d.kind {
+            FeatureKind::Numeric(n) => {
+                let e = FeatureEntry::Numeric(NumericEntry {
+                    name: d.name.clone(),
+                    transform: n.transform,
+                    impute: n.impute,
+                    mean: n.mean,
+                    std: n.std,
+                    weight: fit.weights[k],
+                });
+                k += 1;
+                e
+            }
+            FeatureKind::Categorical(c) => {
+                let levels = c
+                    .levels
+                    .iter()
+                    .zip(&c.shares)
+                    .enumerate()
+                    .map(|(l, (value, &share))| LevelEntry {
+                        value: value.clone(),
+                        share,
+                        weight: fit.weights[k + l],
+                    })
+                    .collect();
+                k += c.levels.len();
+                FeatureEntry::Categorical(CategoricalEntry {
+                    name: d.name.clone(),
+                    levels,
+                    unseen_level: c.levels[c.unseen].clone(),
+                })
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tier_cuts_follow_shares() {
+        let p: Vec<f64> = (1..=100).map(|i| i as f64 / 101.0).collect();
+        let t = tier_cuts(&p, (0.1, 0.2)).unwrap();
+        assert_eq!(p.iter().filter(|&&x| x >= t.high).count(), 10);
+        assert_eq!(p.iter().filter(|&&x| x >= t.medium).count(), 30);
+    }
+}
