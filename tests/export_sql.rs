@@ -98,4 +98,77 @@ fn export_sql_scores_every_telco_row_like_churn_inside_postgresql() {
     eprintln!(
         "export-sql: 7043 Telco rows scored in PostgreSQL; largest probability difference {worst:e}"
     );
+
+    // The cell rule in SQL: NULL cells are imputed and never reasons; categorical text is trimmed
+    // and missing tokens are missing, as in churn.
+    schema
+        .client
+        .batch_execute(&format!(
+            "INSERT INTO {name}.telco (\"customerID\", tenure, \"Contract\", \"MonthlyCharges\")
+               VALUES ('sparse', 2, 'Month-to-month', 95.5);
+             INSERT INTO {name}.telco SELECT * FROM {name}.telco WHERE \"customerID\" = '{first}';
+             UPDATE {name}.telco SET \"customerID\" = 'padded', \"Contract\" = '  Two year ',
+               \"PaymentMethod\" = 'NA', \"TotalCharges\" = NULL
+               WHERE ctid = (SELECT max(ctid) FROM {name}.telco WHERE \"customerID\" = '{first}');",
+            first = &rows[0][0]
+        ))
+        .unwrap();
+    let first = &rows[0];
+    let cell = |c: &str| first[header.iter().position(|h| h == c).unwrap()].to_string();
+    let mut padded: Vec<(String, Value)> = Vec::new();
+    let owned: Vec<(String, String)> = features
+        .iter()
+        .map(|f| (f.name.clone(), cell(&f.name)))
+        .collect();
+    for (name_, v) in &owned {
+        let value = match name_.as_str() {
+            "Contract" => Value::Text("  Two year "),
+            "PaymentMethod" => Value::Text("NA"),
+            "TotalCharges" => Value::Missing,
+            _ => match model.schema().features()[model.schema().index_of(name_).unwrap()].kind {
+                FeatureKind::Numeric(_) => Value::Number(v.parse().unwrap()),
+                FeatureKind::Categorical(_) => Value::Text(v),
+            },
+        };
+        padded.push((name_.clone(), value));
+    }
+    let sparse = [
+        ("tenure", Value::Number(2.0)),
+        ("Contract", Value::Text("Month-to-month")),
+        ("MonthlyCharges", Value::Number(95.5)),
+    ];
+    let cases: Vec<(&str, churn::Explanation)> = vec![
+        ("sparse", model.explain_named(sparse, false).unwrap()),
+        (
+            "padded",
+            model
+                .explain_named(padded.iter().map(|(n, v)| (n.as_str(), *v)), false)
+                .unwrap(),
+        ),
+    ];
+    for (id, e) in cases {
+        let row = schema
+            .client
+            .query_one(
+                &format!("SELECT * FROM {name}.scores WHERE \"customerID\" = $1"),
+                &[&id],
+            )
+            .unwrap();
+        let p: f64 = row.get("churn_probability");
+        assert!(
+            (p - e.probability).abs() <= 1e-12,
+            "{id}: {p} vs {}",
+            e.probability
+        );
+        let reasons = e.reasons(3);
+        for k in 0..3 {
+            let got: Option<String> = row.get(format!("reason_{}", k + 1).as_str());
+            assert_eq!(
+                got.as_deref(),
+                reasons.get(k).map(|r| r.feature.as_str()),
+                "{id}: reason {}",
+                k + 1
+            );
+        }
+    }
 }

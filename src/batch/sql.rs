@@ -3,6 +3,7 @@
 //! order, with the same float64 constants, printed in shortest round-trip form), so PostgreSQL's
 //! probabilities equal churn's to within a few units in the last place.
 use crate::error::{Error, Result};
+use crate::io::MISSING_TOKENS;
 use crate::model::{ChurnModel, TermView};
 use crate::schema::Transform;
 use std::fmt::Write;
@@ -33,6 +34,12 @@ fn float(x: f64) -> String {
 /// PostgreSQL SQL that creates (or replaces) `opts.view`: id, churn_probability, risk_tier, then
 /// reason_i / contribution_i for the top-k contributions. Rows whose numeric value is outside a
 /// transform's domain get NULL scores (churn rejects them).
+///
+/// The SQL repeats the model's one cell rule (`FeatureSchema::resolve`) in SQL: NULL is missing
+/// and imputed; categorical text is trimmed, a missing token (`NA`, `?`, ...) is missing, and a
+/// level the model never saw takes the unseen level's value. Reasons are chosen, as churn's are,
+/// among the features the row gives: an imputed feature keeps its contribution but is never a
+/// reason.
 pub fn postgres(model: &ChurnModel, opts: &SqlOptions) -> Result<String> {
     let features = model.schema().features();
     if opts.top_k > features.len() {
@@ -66,8 +73,22 @@ pub fn postgres(model: &ChurnModel, opts: &SqlOptions) -> Result<String> {
     if let Some(id) = &opts.id {
         cols.push(format!("    {} AS {}", ident(id), ident(id)));
     }
+    let missing_tokens = MISSING_TOKENS
+        .iter()
+        .map(|t| literal(t))
+        .collect::<Vec<_>>()
+        .join(", ");
     for (i, def) in features.iter().enumerate() {
         let col = ident(&def.name);
+        // The cell trimmed as churn trims it (ASCII whitespace).
+        let text = format!("btrim({col}::text, E' \\t\\n\\r\\f\\x0B')");
+        let given = match model.term(i) {
+            TermView::Numeric { .. } => format!("{col} IS NOT NULL"),
+            TermView::Categorical { .. } => {
+                format!("COALESCE({text} NOT IN ({missing_tokens}), false)")
+            }
+        };
+        cols.push(format!("    {given} AS {}", ident(&format!("churn_g{i}"))));
         let expr = match model.term(i) {
             TermView::Numeric { enc, scale } => {
                 let x = format!("COALESCE({col}::float8, {})", float(enc.impute));
@@ -79,7 +100,7 @@ pub fn postgres(model: &ChurnModel, opts: &SqlOptions) -> Result<String> {
                 format!("(({t}) - {}) * {}", float(enc.mean), float(scale))
             }
             TermView::Categorical { enc, contributions } => {
-                let mut e = format!("CASE {col}::text");
+                let mut e = format!("CASE {text}");
                 for (level, c) in enc.levels.iter().zip(contributions) {
                     let _ = write!(e, " WHEN {} THEN {}", literal(level), float(*c));
                 }
@@ -125,22 +146,23 @@ pub fn postgres(model: &ChurnModel, opts: &SqlOptions) -> Result<String> {
             .enumerate()
             .map(|(i, d)| {
                 format!(
-                    "({}, p.{}, {i})",
+                    "({}, p.{}, {i}, p.{})",
                     literal(&d.name),
-                    ident(&format!("churn_c{i}"))
+                    ident(&format!("churn_c{i}")),
+                    ident(&format!("churn_g{i}"))
                 )
             })
             .collect();
         let picks: Vec<String> = (1..=opts.top_k)
             .map(|k| {
                 format!(
-                    "    (array_agg(v.feature ORDER BY abs(v.c) DESC, v.o))[{k}] AS reason_{k},\n    (array_agg(v.c ORDER BY abs(v.c) DESC, v.o))[{k}] AS contribution_{k}"
+                    "    (array_agg(v.feature ORDER BY abs(v.c) DESC, v.o) FILTER (WHERE v.g))[{k}] AS reason_{k},\n    (array_agg(v.c ORDER BY abs(v.c) DESC, v.o) FILTER (WHERE v.g))[{k}] AS contribution_{k}"
                 )
             })
             .collect();
         let _ = writeln!(
             sql,
-            "CROSS JOIN LATERAL (\n  SELECT\n{}\n  FROM (VALUES {}) AS v(feature, c, o)\n) r",
+            "CROSS JOIN LATERAL (\n  SELECT\n{}\n  FROM (VALUES {}) AS v(feature, c, o, g)\n) r",
             picks.join(",\n"),
             values.join(", ")
         );

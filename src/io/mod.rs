@@ -23,7 +23,7 @@ mod table;
 pub use blocks::Source;
 pub use shard::Shard;
 
-pub use table::{Column, ReadOptions, Table, is_missing_token};
+pub use table::{Column, MISSING_TOKENS, ReadOptions, Table, is_missing_token};
 
 use crate::error::{Error, Result};
 use std::path::Path;

@@ -33,6 +33,11 @@ pub fn is_missing_token(s: &str) -> bool {
     )
 }
 
+/// The texts [`is_missing_token`] accepts, for engines that must repeat the rule (exported SQL).
+pub const MISSING_TOKENS: [&str; 12] = [
+    "", "NA", "N/A", "n/a", "na", "NaN", "nan", "NULL", "null", "None", "none", "?",
+];
+
 /// One column as read: numbers (NaN where missing or unparsable) and, while the column has at most
 /// `max_levels` distinct values, dictionary codes.
 #[derive(Debug, Clone)]
