@@ -212,6 +212,7 @@ impl FeatureSchema {
     ///   and missing tokens are missing, and a level the model never saw is unseen.
     /// - Missing is imputed (the training median, or the most frequent level), or refused when
     ///   `strict`.
+    #[inline]
     pub fn resolve(
         &self,
         feature: usize,
@@ -233,11 +234,12 @@ impl FeatureSchema {
             }
             (FeatureKind::Categorical(c), Value::Text(t)) => {
                 let t = trim(t);
-                // Every missing token is short: longer text skips the comparisons.
-                if t.len() <= 4 && is_missing_token(t) {
-                    return missing(&def.kind, strict);
+                // A level first (the common case): training never keeps a missing token as a level.
+                match c.level(t) {
+                    Some(l) => Ok((Resolved::Level(l), Note::None)),
+                    None if is_missing_token(t) => missing(&def.kind, strict),
+                    None => Ok((Resolved::Level(c.unseen), Note::Unseen)),
                 }
-                Ok(level(c, t))
             }
             (FeatureKind::Categorical(c), Value::Number(x)) => {
                 if !x.is_finite() {

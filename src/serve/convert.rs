@@ -29,15 +29,15 @@ pub fn tier(t: RiskTier) -> proto::RiskTier {
     }
 }
 
-/// Scores one request. Violations name the field as `features.<name>`, prefixed in a batch by
-/// `rows[i].` (built only when there is a violation).
+/// Scores one request, with the tier for the metrics. Violations name the field as
+/// `features.<name>`, prefixed in a batch by `rows[i].` (built only when there is a violation).
 pub fn score(
     model: &ChurnModel,
     req: &proto::ScoreRequest,
     top_k_default: usize,
     strict: bool,
     batch_row: Option<usize>,
-) -> Result<proto::ScoreResponse, Error> {
+) -> Result<(proto::ScoreResponse, RiskTier), Error> {
     let (row, unknown) = model
         .schema()
         .row_from_named(req.features.iter().map(|(k, v)| (k.as_str(), value(v))));
@@ -80,7 +80,7 @@ pub fn score(
                 .map(|(i, _)| features[i].name.clone())
                 .collect()
         };
-        Ok(proto::ScoreResponse {
+        let response = proto::ScoreResponse {
             customer_id: req.customer_id.clone(),
             churn_probability: p,
             risk_tier: tier(score.tier) as i32,
@@ -90,7 +90,8 @@ pub fn score(
             imputed_features: named(Note::Imputed),
             unseen_levels: named(Note::Unseen),
             error: None,
-        })
+        };
+        Ok((response, score.tier))
     })
 }
 

@@ -1,7 +1,6 @@
 //! Prometheus metrics: requests by method and code, latency histograms, scores by tier, loaded
 //! model versions, reloads and reload failures. Rendered as Prometheus text on the metrics port.
 use crate::model::RiskTier;
-use crate::proto;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -55,13 +54,8 @@ pub fn observe<T>(method: &'static str, start: Instant, res: &Result<T, Status>)
     }
 }
 
-pub fn scored(tier: i32) {
-    let t = match proto::RiskTier::try_from(tier) {
-        Ok(proto::RiskTier::High) => RiskTier::High.as_str(),
-        Ok(proto::RiskTier::Medium) => RiskTier::Medium.as_str(),
-        _ => RiskTier::Low.as_str(),
-    };
-    metrics::counter!("churn_scores_total", "tier" => t).increment(1);
+pub fn scored(tier: RiskTier) {
+    metrics::counter!("churn_scores_total", "tier" => tier.as_str()).increment(1);
 }
 
 /// Counts a call's scored rows by tier, one counter update per tier.

@@ -62,8 +62,8 @@ fn score_one(
         &req.model
     };
     let model = catalog.resolve(spec)?;
-    let r = convert::score(model, req, top_k, api.strict, batch_row)?;
-    super::metrics::scored(r.risk_tier);
+    let (r, tier) = convert::score(model, req, top_k, api.strict, batch_row)?;
+    super::metrics::scored(tier);
     Ok(r)
 }
 
