@@ -277,6 +277,8 @@ fn text_in_a_numeric_column_is_refused_by_score_and_by_evaluate_alike() {
     let tenure = rows[0].iter().position(|h| h == "tenure").unwrap();
     rows[6][tenure] = "abc".into(); // line 7
     rows[9][tenure] = "NA".into(); // a missing token: imputed, not refused
+    let monthly = rows[0].iter().position(|h| h == "MonthlyCharges").unwrap();
+    rows[12][monthly] = "NaN".into(); // line 13: a non-finite number, refused
     let input = dir.path().join("text.csv");
     write_rows(&input, &rows, b',');
     let out = dir.path().join("s.csv");
@@ -290,11 +292,13 @@ fn text_in_a_numeric_column_is_refused_by_score_and_by_evaluate_alike() {
         rejects.to_str().unwrap(),
     ]);
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(read_csv(&out).len(), 299);
+    assert_eq!(read_csv(&out).len(), 298);
     let rej = read_csv(&rejects);
-    assert_eq!(rej.len(), 1);
+    assert_eq!(rej.len(), 2);
     assert_eq!(rej[0]["line"], "7");
     assert_eq!(rej[0]["columns"], "tenure");
+    assert_eq!(rej[1]["line"], "13");
+    assert_eq!(rej[1]["columns"], "MonthlyCharges");
 
     let r = churn(&[
         "evaluate",
@@ -306,10 +310,19 @@ fn text_in_a_numeric_column_is_refused_by_score_and_by_evaluate_alike() {
     ]);
     assert!(r.ok, "{}", r.stderr);
     let v = json(&r.stdout);
-    assert_eq!(v["rows"], 299, "only scored rows count");
-    assert_eq!(v["rejected_rows"], 1);
+    assert_eq!(v["rows"], 298, "only scored rows count");
+    assert_eq!(v["rejected_rows"], 2);
     assert_eq!(v["rejected"][0]["line"], 7);
     assert_eq!(v["rejected"][0]["column"], "tenure");
+    assert_eq!(v["rejected"][1]["line"], 13);
+    assert_eq!(v["rejected"][1]["column"], "MonthlyCharges");
+    assert!(
+        v["rejected"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("expected a finite number, got NaN"),
+        "{v}"
+    );
     assert!(
         v["rejected"][0]["reason"]
             .as_str()
@@ -317,8 +330,9 @@ fn text_in_a_numeric_column_is_refused_by_score_and_by_evaluate_alike() {
             .contains("expected a number, got text \"abc\""),
         "{v}"
     );
-    // The metrics are those of the other 299 rows.
+    // The metrics are those of the other 298 rows.
     let mut kept = rows.clone();
+    kept.remove(12);
     kept.remove(6);
     let clean = dir.path().join("clean.csv");
     write_rows(&clean, &kept, b',');

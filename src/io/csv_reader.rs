@@ -64,7 +64,11 @@ pub(super) fn read(path: &Path, opts: &ReadOptions) -> Result<Table> {
     let mut columns: Vec<Column> = header
         .iter()
         .filter(|h| !opts.skip.contains(*h))
-        .map(|h| Column::new(h.clone()))
+        .map(|h| {
+            let mut c = Column::new(h.clone());
+            c.nan_is_value = opts.nan_is_value;
+            c
+        })
         .collect();
     let mut lines = Vec::new();
     let offset = super::csv_line_offset(path);

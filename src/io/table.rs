@@ -11,6 +11,9 @@ pub struct ReadOptions {
     pub max_levels: usize,
     /// The CSV field delimiter (default: found from the header line).
     pub delimiter: Option<u8>,
+    /// Read the text `NaN` (`nan`) as a value, not as missing: training imputes such cells like
+    /// blanks, but a door that scores (evaluate) refuses a non-finite number, as every door does.
+    pub nan_is_value: bool,
 }
 
 impl Default for ReadOptions {
@@ -19,6 +22,7 @@ impl Default for ReadOptions {
             skip: HashSet::new(),
             max_levels: 1000,
             delimiter: None,
+            nan_is_value: false,
         }
     }
 }
@@ -58,6 +62,8 @@ pub struct Column {
     pub first_unparsable: Option<(usize, String)>,
     /// One bit per row: the cell was present but not a finite number.
     unparsable_bits: Vec<u64>,
+    /// The text `NaN` is a (non-finite) value rather than missing.
+    pub(crate) nan_is_value: bool,
     /// Missing cells (blank or a missing token such as NA).
     pub missing: u64,
     /// Distinct non-missing texts in first-seen order, while at most `max_levels`.
@@ -77,6 +83,7 @@ impl Column {
             unparsable: 0,
             first_unparsable: None,
             unparsable_bits: Vec::new(),
+            nan_is_value: false,
             missing: 0,
             levels: Some(Vec::new()),
             codes: Vec::new(),
@@ -122,7 +129,7 @@ impl Column {
 
     pub(crate) fn push_text(&mut self, raw: &str, max_levels: usize) {
         let s = raw.trim();
-        if is_missing_token(s) {
+        if is_missing_token(s) && !(self.nan_is_value && matches!(s, "NaN" | "nan")) {
             self.missing += 1;
             self.numbers.push(f64::NAN);
             self.push_code(None, max_levels);

@@ -80,6 +80,8 @@ pub fn evaluate_file(
             .collect(),
         max_levels: 100_000,
         delimiter,
+        // "NaN" is refused here as by every door, not imputed as training does.
+        nan_is_value: true,
     };
     let table = read_table(data, &opts)?;
     evaluate_table(model, &table, &label, &positive)
