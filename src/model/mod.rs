@@ -159,42 +159,19 @@ impl Explanation {
     }
 }
 
-/// As [`top_k`], over the features whose note is not [`Note::Imputed`].
+/// Indices of the `k` largest |contributions| among the features whose note is not
+/// [`Note::Imputed`], largest first, ties in index order, into `out` (cleared first).
+/// Allocation-free once `out` has room for k + 1.
 pub fn top_k_given(contributions: &[f64], notes: &[Note], k: usize, out: &mut Vec<usize>) {
-    out.clear();
-    if k == 0 {
-        return;
-    }
-    let mut floor = f64::NEG_INFINITY;
-    for (i, (c, n)) in contributions.iter().zip(notes).enumerate() {
-        let c = c.abs();
-        if *n == Note::Imputed || (out.len() == k && c <= floor) {
-            continue;
-        }
-        let mut pos = out.len();
-        while pos > 0 && contributions[out[pos - 1]].abs() < c {
-            pos -= 1;
-        }
-        out.insert(pos, i);
-        out.truncate(k);
-        if out.len() == k {
-            floor = contributions[out[k - 1]].abs();
-        }
-    }
-}
-
-/// Indices of the `k` largest |contributions|, largest first, ties in index order, into `out`
-/// (cleared first). Allocation-free once `out` has room for k + 1.
-pub fn top_k(contributions: &[f64], k: usize, out: &mut Vec<usize>) {
     out.clear();
     if k == 0 {
         return;
     }
     // `floor` is the magnitude of the k-th best so far: most features fail this one comparison.
     let mut floor = f64::NEG_INFINITY;
-    for (i, c) in contributions.iter().enumerate() {
+    for (i, (c, n)) in contributions.iter().zip(notes).enumerate() {
         let c = c.abs();
-        if out.len() == k && c <= floor {
+        if *n == Note::Imputed || (out.len() == k && c <= floor) {
             continue;
         }
         let mut pos = out.len();
@@ -613,17 +590,23 @@ fn validate(f: &ModelFile) -> std::result::Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::top_k;
+    use super::{Note, top_k_given};
 
     #[test]
-    fn top_k_orders_by_magnitude_with_ties_in_index_order() {
+    fn top_k_orders_by_magnitude_with_ties_in_index_order_and_skips_imputed() {
         let c = [0.1, -0.9, 0.5, 0.9, -0.05, 0.5];
+        let given = [Note::None; 6];
         let mut out = Vec::new();
-        top_k(&c, 3, &mut out);
+        top_k_given(&c, &given, 3, &mut out);
         assert_eq!(out, vec![1, 3, 2]);
-        top_k(&c, 10, &mut out);
+        top_k_given(&c, &given, 10, &mut out);
         assert_eq!(out, vec![1, 3, 2, 5, 0, 4]);
-        top_k(&c, 0, &mut out);
+        top_k_given(&c, &given, 0, &mut out);
         assert!(out.is_empty());
+        let mut notes = given;
+        notes[1] = Note::Imputed;
+        notes[4] = Note::Unseen;
+        top_k_given(&c, &notes, 10, &mut out);
+        assert_eq!(out, vec![3, 2, 5, 0, 4]);
     }
 }
