@@ -1,11 +1,13 @@
 //! `churn export-sql`: a model as one SQL view over a table. The SQL repeats the library's
-//! arithmetic in the library's order (the logit is the intercept plus each contribution in schema
-//! order, with the same float64 constants, printed in shortest round-trip form), so PostgreSQL's
+//! arithmetic in the library's order (each contribution is its main term plus half of each pair
+//! term it is in, in pair order; the logit is the baseline plus each contribution in schema order,
+//! additive bins as CASE WHEN over the same edges, with the same float64 constants, printed in shortest round-trip form), so PostgreSQL's
 //! probabilities equal churn's to within a few units in the last place.
 use crate::error::{Error, Result};
 use crate::io::MISSING_TOKENS;
+use crate::model::additive::Axis;
 use crate::model::{ChurnModel, TermView};
-use crate::schema::Transform;
+use crate::schema::{FeatureKind, Transform};
 use std::fmt::Write;
 
 #[derive(Debug, Clone)]
@@ -68,7 +70,7 @@ pub fn postgres(model: &ChurnModel, opts: &SqlOptions) -> Result<String> {
         "-- Numeric features must be numeric columns; NULL means missing (imputed as in training)."
     );
     let _ = writeln!(sql, "CREATE OR REPLACE VIEW {} AS", ident(&opts.view));
-    let _ = writeln!(sql, "WITH contributions AS (\n  SELECT");
+    let _ = writeln!(sql, "WITH terms AS (\n  SELECT");
     let mut cols = Vec::new();
     if let Some(id) = &opts.id {
         cols.push(format!("    {} AS {}", ident(id), ident(id)));
@@ -83,7 +85,7 @@ pub fn postgres(model: &ChurnModel, opts: &SqlOptions) -> Result<String> {
         // The cell trimmed as churn trims it (ASCII whitespace).
         let text = format!("btrim({col}::text, E' \\t\\n\\r\\f\\x0B')");
         let given = match model.term(i) {
-            TermView::Numeric { .. } => format!("{col} IS NOT NULL"),
+            TermView::Numeric { .. } | TermView::Binned { .. } => format!("{col} IS NOT NULL"),
             TermView::Categorical { .. } => {
                 format!("COALESCE({text} NOT IN ({missing_tokens}), false)")
             }
@@ -107,11 +109,89 @@ pub fn postgres(model: &ChurnModel, opts: &SqlOptions) -> Result<String> {
                 let _ = write!(e, " ELSE {} END", float(contributions[enc.unseen]));
                 e
             }
+            TermView::Binned {
+                enc,
+                edges,
+                contributions,
+                missing,
+            } => {
+                // Bins closed below, as churn's: the first edge above x names the bin.
+                let x = format!("{col}::float8");
+                let mut e = format!("CASE WHEN {col} IS NULL THEN {}", float(missing));
+                if enc.transform == Transform::Log1p {
+                    let _ = write!(e, " WHEN {x} <= -1 THEN NULL");
+                }
+                for (edge, c) in edges.iter().zip(contributions) {
+                    let _ = write!(e, " WHEN {x} < {} THEN {}", float(*edge), float(*c));
+                }
+                let _ = write!(e, " ELSE {} END", float(*contributions.last().unwrap()));
+                e
+            }
         };
-        cols.push(format!("    {expr} AS {}", ident(&format!("churn_c{i}"))));
+        cols.push(format!("    {expr} AS {}", ident(&format!("churn_m{i}"))));
+    }
+    for (k, p) in model.pairs().iter().enumerate() {
+        let side = |s: usize| -> String {
+            let def = &features[p.features[s]];
+            let col = ident(&def.name);
+            match (&p.axes[s], &def.kind) {
+                (Axis::Edges(edges), FeatureKind::Numeric(enc)) => {
+                    // A missing number takes the impute value in pair tables.
+                    let x = format!("COALESCE({col}::float8, {})", float(enc.impute));
+                    let mut e = "CASE".to_string();
+                    for (b, edge) in edges.iter().enumerate() {
+                        let _ = write!(e, " WHEN {x} < {} THEN {b}", float(*edge));
+                    }
+                    let _ = write!(e, " ELSE {} END", edges.len());
+                    e
+                }
+                (Axis::Levels(bins), FeatureKind::Categorical(enc)) => {
+                    let text = format!("btrim({col}::text, E' \\t\\n\\r\\f\\x0B')");
+                    let mut e = format!("CASE {text}");
+                    for (level, b) in enc.levels.iter().zip(bins) {
+                        let _ = write!(e, " WHEN {} THEN {b}", literal(level));
+                    }
+                    let _ = write!(e, " ELSE {} END", bins[enc.unseen]);
+                    e
+                }
+                _ => unreachable!("pair axes follow the feature kinds"),
+            }
+        };
+        let table: Vec<String> = p.table.iter().map(|v| float(*v)).collect();
+        cols.push(format!(
+            "    (ARRAY[{}])[({}) * {} + ({}) + 1] AS {}",
+            table.join(", "),
+            side(0),
+            p.cols(),
+            side(1),
+            ident(&format!("churn_p{k}"))
+        ));
     }
     let _ = writeln!(sql, "{}", cols.join(",\n"));
     let _ = writeln!(sql, "  FROM {}\n),", ident(&opts.table));
+    // Each contribution: its main term plus half of each pair term it is in, in pair order.
+    let mut parts: Vec<String> = (0..features.len())
+        .map(|i| ident(&format!("churn_m{i}")))
+        .collect();
+    for (k, p) in model.pairs().iter().enumerate() {
+        for &i in &p.features {
+            parts[i] = format!(
+                "{} + 0.5::float8 * {}",
+                parts[i],
+                ident(&format!("churn_p{k}"))
+            );
+        }
+    }
+    let contributions: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("{e} AS {}", ident(&format!("churn_c{i}"))))
+        .collect();
+    let _ = writeln!(
+        sql,
+        "contributions AS (\n  SELECT *, {} FROM terms\n),",
+        contributions.join(", ")
+    );
     let sum: Vec<String> = (0..features.len())
         .map(|i| ident(&format!("churn_c{i}")))
         .collect();

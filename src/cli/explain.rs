@@ -72,8 +72,9 @@ pub fn run(a: ExplainArgs) -> Result<()> {
     let e = explained.map_err(Error::InvalidFeatures)?;
     let reasons = e.reasons(a.top_k);
     if a.json {
-        print_json(&serde_json::json!({
+        let mut out = serde_json::json!({
             "model": model.id(),
+            "kind": model.kind().name(),
             "churn_probability": e.probability,
             "risk_tier": e.tier.as_str(),
             "logit": e.logit,
@@ -83,7 +84,17 @@ pub fn run(a: ExplainArgs) -> Result<()> {
             "reasons": reasons.iter().map(|c| contribution_json(c)).collect::<Vec<_>>(),
             "imputed_features": e.imputed,
             "unseen_levels": e.unseen,
-        }));
+        });
+        if !e.terms.is_empty() {
+            // Additive: every term, centred; a feature's contribution is its main term plus half
+            // of each pair it is in.
+            out["terms"] = e
+                .terms
+                .iter()
+                .map(|t| serde_json::json!({"features": t.features, "value": t.value}))
+                .collect();
+        }
+        print_json(&out);
         return Ok(());
     }
     println!(

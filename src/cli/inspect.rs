@@ -19,7 +19,19 @@ pub struct InspectArgs {
 /// (log-odds), so numeric and categorical features compare on one scale.
 fn importance(f: &FeatureEntry) -> f64 {
     match f {
-        FeatureEntry::Numeric(n) => n.weight.abs(),
+        FeatureEntry::Numeric(n) => match (&n.shape, n.weight) {
+            (Some(s), _) => {
+                let mean = crate::model::additive::shape_mean(s);
+                (s.values
+                    .iter()
+                    .zip(&s.shares)
+                    .map(|(v, w)| w * (v - mean).powi(2))
+                    .sum::<f64>()
+                    + s.missing_share * (s.missing_value - mean).powi(2))
+                .sqrt()
+            }
+            (None, w) => w.unwrap_or(0.0).abs(),
+        },
         FeatureEntry::Categorical(c) => {
             let mean: f64 = c.levels.iter().map(|l| l.share * l.weight).sum();
             c.levels
@@ -78,6 +90,33 @@ pub fn run(a: InspectArgs) -> Result<()> {
         None => format!("holdout {}", t.holdout_fraction),
     };
     println!(
+        "kind {} ({})",
+        f.kind.name(),
+        t.kind_chosen_by.as_deref().unwrap_or("format 1: linear")
+    );
+    for k in &t.kinds_tried {
+        println!(
+            "  {:<9} cv log loss {:.5}  cv AUC {:.4}",
+            k.kind.name(),
+            k.cv_log_loss,
+            k.cv_auc
+        );
+    }
+    if let Some(a) = &t.additive {
+        println!(
+            "additive: smoothing {} ({}), ridge {}, up to {} bins, {} of {} pairs kept",
+            a.smoothing,
+            a.smoothing_chosen_by,
+            a.ridge,
+            a.max_bins,
+            a.interactions_kept,
+            a.interactions_requested
+        );
+        for note in &a.notes {
+            println!("  note: {note}");
+        }
+    }
+    println!(
         "l2 {} ({}), {holdout}, {} folds, seed {}, solver {}",
         t.l2, t.l2_chosen_by, t.folds, t.seed, t.solver.name
     );
@@ -103,6 +142,35 @@ pub fn run(a: InspectArgs) -> Result<()> {
     println!("features by importance (std of contribution, log-odds):");
     for e in ranked {
         match e {
+            FeatureEntry::Numeric(n) if n.shape.is_some() => {
+                let shape = n.shape.as_ref().unwrap();
+                println!(
+                    "  {:<24} {:>7.4}  numeric shape, {} bins (value: log-odds, centred):",
+                    n.name,
+                    importance(e),
+                    shape.values.len()
+                );
+                for (b, (v, w)) in shape.values.iter().zip(&shape.shares).enumerate() {
+                    let lo = if b == 0 {
+                        "-inf".to_string()
+                    } else {
+                        format!("{}", shape.edges[b - 1])
+                    };
+                    let hi = shape
+                        .edges
+                        .get(b)
+                        .map_or("+inf".to_string(), |x| format!("{x}"));
+                    println!(
+                        "      [{lo:>10}, {hi:>10})  {v:+.4}  ({:.1}% of rows)",
+                        100.0 * w
+                    );
+                }
+                println!(
+                    "      missing               {:+.4}  ({:.1}% of rows)",
+                    shape.missing_value,
+                    100.0 * shape.missing_share
+                );
+            }
             FeatureEntry::Numeric(n) => println!(
                 "  {:<24} {:>7.4}  numeric{}  weight {:+.4} per std ({:.4}), impute {}",
                 n.name,
@@ -112,7 +180,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
                 } else {
                     format!(" {}", n.transform.name())
                 },
-                n.weight,
+                n.weight.unwrap_or(0.0),
                 n.std,
                 n.impute
             ),
@@ -130,6 +198,24 @@ pub fn run(a: InspectArgs) -> Result<()> {
                     levels.join(", ")
                 );
             }
+        }
+    }
+    if !f.pairs.is_empty() {
+        println!("pairs (each a table over coarse bins, log-odds, centred):");
+        for p in &f.pairs {
+            let (lo, hi) = p
+                .values
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                    (a.min(*v), b.max(*v))
+                });
+            println!(
+                "  {} x {}: {} x {} cells, values {lo:+.4} to {hi:+.4}",
+                p.features[0],
+                p.features[1],
+                p.axes[0].bins(),
+                p.axes[1].bins()
+            );
         }
     }
     Ok(())

@@ -3,7 +3,7 @@ use crate::error::{Error, Result};
 use crate::io::{ReadOptions, read_table, sha256_file};
 use crate::model::save_new_version;
 use crate::model::train::SolverKind;
-use crate::model::train::{TrainOptions, train};
+use crate::model::train::{KindChoice, TrainOptions, train};
 use crate::schema::Transform;
 use clap::Args;
 use std::path::PathBuf;
@@ -73,6 +73,19 @@ pub struct TrainArgs {
     /// CSV field delimiter (default: found from the header line: comma, semicolon, tab or pipe).
     #[arg(long, value_parser = super::delimiter)]
     delimiter: Option<u8>,
+    /// Model kind: linear, additive (binned shapes and pair tables), or auto (fit both, keep the
+    /// lower cross-validated log loss).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "linear", "additive"])]
+    kind: String,
+    /// Additive: most pairwise interaction terms, chosen from the data (0 = none).
+    #[arg(long, default_value_t = 10)]
+    interactions: u32,
+    /// Additive: smoothing λ of neighbouring bins (chosen by cross-validation when not given).
+    #[arg(long)]
+    smoothing: Option<f64>,
+    /// Additive: most bins per numeric feature (fewer where the data has fewer values or rows).
+    #[arg(long, default_value_t = 64)]
+    max_bins: u32,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -130,6 +143,23 @@ pub fn run(a: TrainArgs) -> Result<()> {
         SolverKind::Fast
     };
     opts.tier_shares = parse_shares(&a.tier_shares)?;
+    opts.kind = KindChoice::parse(&a.kind).expect("clap checks the value");
+    opts.interactions = a.interactions;
+    opts.max_bins = a.max_bins;
+    if let Some(s) = a.smoothing
+        && !(s.is_finite() && s >= 0.0)
+    {
+        return Err(Error::Usage(format!(
+            "--smoothing {s} must be a finite number >= 0"
+        )));
+    }
+    opts.smoothing = a.smoothing;
+    if a.max_bins < 2 {
+        return Err(Error::Usage(format!(
+            "--max-bins {} must be at least 2",
+            a.max_bins
+        )));
+    }
 
     let t = Instant::now();
     let read_opts = ReadOptions {
@@ -156,6 +186,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
             "model": format!("{}@{}", model.name, model.version),
             "read_seconds": read_seconds,
             "report": r,
+            "kind": model.kind.name(),
+            "kind_chosen_by": r.kind_chosen_by,
+            "kinds_tried": r.kinds_tried,
             "l2": model.training.l2,
             "l2_chosen_by": model.training.l2_chosen_by,
             "solver": model.training.solver,
@@ -194,7 +227,37 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if !r.constant_features.is_empty() {
         println!("constant (no effect): {}", r.constant_features.join(", "));
     }
-    println!("l2 {} chosen by {}", t.l2, t.l2_chosen_by);
+    for k in &r.kinds_tried {
+        println!(
+            "{:<9} cross-validated log loss {:.5}, AUC {:.4}",
+            k.kind.name(),
+            k.cv_log_loss,
+            k.cv_auc
+        );
+    }
+    println!("kind {} chosen by {}", model.kind.name(), r.kind_chosen_by);
+    if let Some(ad) = &r.additive {
+        println!(
+            "additive: smoothing {} chosen by {}; pairs: {}",
+            ad.smoothing,
+            ad.smoothing_chosen_by,
+            if ad.pairs.is_empty() {
+                "none".to_string()
+            } else {
+                ad.pairs
+                    .iter()
+                    .map(|p| format!("{} x {}", p[0], p[1]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        for note in &ad.notes {
+            println!("  note: {note}");
+        }
+    }
+    if model.kind == crate::model::file::ModelKind::Linear {
+        println!("l2 {} chosen by {}", t.l2, t.l2_chosen_by);
+    }
     if let Some(cv) = &model.metrics.cross_validation {
         println!(
             "cross-validation ({} folds): AUC {} ± {:.4}, log loss {} ± {:.4}",

@@ -1,15 +1,45 @@
-//! The model file, `model.json`, format 1: everything needed to reproduce training-time transforms
-//! and to score, plus how the model was made and how good it is. Serialised with serde; numbers are
+//! The model file, `model.json`: everything needed to reproduce training-time transforms and to
+//! score, plus how the model was made and how good it is. Serialised with serde; numbers are
 //! written in shortest round-trip form, so equal weights give byte-equal files.
+//!
+//! Format 2 (written now) adds `kind` (linear | additive), the additive shapes (`shape` on a
+//! numeric feature, per-level values on a categorical one, `pairs`) and, in `training`, the kinds
+//! tried with their cross-validated scores. Format 1 files are format 2 files of kind linear
+//! without those fields, and load and score as they always did. Field by field: `docs/model-file.md`.
 use crate::model::metrics::Metrics;
 use crate::schema::Transform;
 use serde::{Deserialize, Serialize};
 
-pub const FORMAT: u32 = 1;
+/// The format this churn writes; it reads [`OLDEST_FORMAT`] to this.
+pub const FORMAT: u32 = 2;
+pub const OLDEST_FORMAT: u32 = 1;
+
+/// The model kind: how features become the logit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// logit = intercept + Σ weight·z, z the standardised value (one-hot centred by level share).
+    #[default]
+    Linear,
+    /// logit = intercept + Σ shape_j(x_j) + Σ pair_ab(x_a, x_b): binned shapes and 2-D tables.
+    Additive,
+}
+
+impl ModelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Linear => "linear",
+            ModelKind::Additive => "additive",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelFile {
     pub format: u32,
+    /// Absent in format 1, which is linear only.
+    #[serde(default)]
+    pub kind: ModelKind,
     pub name: String,
     pub version: u64,
     pub created_at: String,
@@ -18,9 +48,13 @@ pub struct ModelFile {
     pub training: TrainingInfo,
     /// Input features in input order.
     pub features: Vec<FeatureEntry>,
+    /// Additive: interaction terms, each a 2-D table over coarse bins of two features.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pairs: Vec<PairEntry>,
     pub intercept: f64,
-    /// Logit of the training-mean customer: the reference point of every explanation. Design
-    /// columns are centred, so it equals the intercept.
+    /// Logit of the training-mean customer: the reference point of every explanation. Linear:
+    /// design columns are centred, so it equals the intercept. Additive: the intercept plus each
+    /// term's training mean (each term is stored centred, so the two agree to rounding).
     pub baseline_logit: f64,
     pub tiers: TierCuts,
     pub metrics: ModelMetrics,
@@ -51,6 +85,45 @@ pub struct TrainingInfo {
     /// Missing (imputed) cells per feature, where any.
     pub imputed_cells: Vec<FeatureCount>,
     pub solver: SolverInfo,
+    /// How the kind was chosen: "--kind linear", "--kind additive", or by cross-validated log
+    /// loss under `--kind auto`. Absent in format 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind_chosen_by: Option<String>,
+    /// Each kind fitted, with its cross-validated scores on the training part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds_tried: Vec<KindScore>,
+    /// The additive fit's settings, when the additive kind was fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additive: Option<AdditiveInfo>,
+}
+
+/// A kind fitted during training and its cross-validated scores (mean over folds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindScore {
+    pub kind: ModelKind,
+    pub cv_log_loss: f64,
+    pub cv_auc: f64,
+}
+
+/// How the additive kind was fitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdditiveInfo {
+    /// Most bins per numeric shape (fewer where the data has fewer distinct values or rows).
+    pub max_bins: u32,
+    /// Smoothing λ: penalty on squared second differences of neighbouring bins (and first
+    /// differences within pair tables), on the summed log loss; and how it was chosen.
+    pub smoothing: f64,
+    pub smoothing_chosen_by: String,
+    /// Ridge penalty on every bin, level and cell value.
+    pub ridge: f64,
+    /// Pairs asked for (`--interactions`) and how many were found worth keeping.
+    pub interactions_requested: u32,
+    pub interactions_kept: u32,
+    pub iterations: u64,
+    pub converged: bool,
+    /// Plain-language notes: features with fewer bins than asked, constant features, and so on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A holdout of the latest period: rows whose `column` is `holdout_from` or later.
@@ -106,8 +179,59 @@ pub struct NumericEntry {
     /// Mean and standard deviation after transform and imputation.
     pub mean: f64,
     pub std: f64,
-    /// Weight per standard deviation of the transformed value.
-    pub weight: f64,
+    /// Linear: weight per standard deviation of the transformed value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// Additive: the feature's shape over bins of the raw value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<ShapeEntry>,
+}
+
+/// An additive model's shape for one numeric feature: a value (log-odds) per bin of the raw value,
+/// bins closed below: bin 0 is x < edges[0], bin b is edges[b-1] <= x < edges[b], the last bin is
+/// x >= edges[last]. A value outside the training range falls in an edge bin. Missing values have
+/// their own value. Values are centred: Σ shares·values + missing_share·missing_value = 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShapeEntry {
+    pub edges: Vec<f64>,
+    /// One per bin: edges.len() + 1.
+    pub values: Vec<f64>,
+    /// Share of training rows in each bin.
+    pub shares: Vec<f64>,
+    pub missing_value: f64,
+    pub missing_share: f64,
+}
+
+/// An interaction term: a 2-D table (log-odds) over coarse bins of two features, row-major (rows
+/// the first feature's bins). A missing number takes its feature's impute value here. Centred:
+/// Σ shares·values = 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairEntry {
+    pub features: [String; 2],
+    pub axes: [PairAxis; 2],
+    pub values: Vec<f64>,
+    pub shares: Vec<f64>,
+}
+
+/// One side of a pair table: numeric features by coarse edges (closed below, as in shapes),
+/// categorical ones by a coarse bin for each of the feature's levels, in level order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairAxis {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edges: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_bins: Option<Vec<u32>>,
+}
+
+impl PairAxis {
+    /// Number of bins on this side.
+    pub fn bins(&self) -> usize {
+        match (&self.edges, &self.level_bins) {
+            (Some(e), _) => e.len() + 1,
+            (None, Some(l)) => l.iter().max().map_or(0, |m| *m as usize + 1),
+            (None, None) => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +247,7 @@ pub struct LevelEntry {
     pub value: String,
     /// Share of training rows with this level.
     pub share: f64,
+    /// Linear: the one-hot weight. Additive: the level's value (log-odds; centred over shares).
     pub weight: f64,
 }
 

@@ -1,7 +1,10 @@
 //! ChurnModel: a loaded, validated model file compiled for scoring. Scores and reasons follow
-//! DESIGN.md: p = sigmoid(intercept + Σ contributions), where a feature's contribution is its term
-//! minus its training-mean term (log-odds). Design columns are centred, so the mean terms are zero,
-//! the intercept is the baseline logit, and contributions + baseline_logit = logit exactly.
+//! DESIGN.md: p = sigmoid(baseline_logit + Σ contributions), where a feature's contribution is its
+//! term minus the term's training mean (log-odds), plus half of each centred pair term it is in.
+//! So contributions + baseline_logit = logit exactly, for both kinds. The linear kind's terms live
+//! here beside the per-level values both kinds share; the additive kind's shapes and pair tables
+//! in `additive.rs`.
+pub mod additive;
 pub mod evaluate;
 pub mod file;
 pub mod metrics;
@@ -13,7 +16,8 @@ use crate::schema::{
     CategoricalEncoding, FeatureDef, FeatureKind, FeatureSchema, Note, NumericEncoding, Resolved,
     Value, Violation,
 };
-use file::{FeatureEntry, ModelFile, TierCuts};
+use additive::PairTerm;
+use file::{FeatureEntry, ModelFile, ModelKind, TierCuts};
 pub use repo::{latest_version, resolve_model_path, save_new_version, to_json, versions};
 use std::path::{Path, PathBuf};
 
@@ -55,6 +59,13 @@ enum Term {
     Numeric { scale: f64 },
     /// contribution of each level: w_level - Σ_l w_l·share_l.
     Categorical { contribution: Vec<f64> },
+    /// Additive: contribution[bin of x] (each value less the shape's training mean); `missing`
+    /// when the cell was missing.
+    Binned {
+        edges: Vec<f64>,
+        contribution: Vec<f64>,
+        missing: f64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +73,9 @@ pub struct ChurnModel {
     file: ModelFile,
     schema: FeatureSchema,
     terms: Vec<Term>,
+    pairs: Vec<PairTerm>,
+    /// The logit every row starts from: baseline_logit (the intercept, for format 1).
+    baseline: f64,
     sha256: String,
     path: Option<PathBuf>,
     /// "name@version", kept so that every response does not format it anew.
@@ -82,6 +96,14 @@ pub enum TermView<'a> {
         enc: &'a CategoricalEncoding,
         contributions: &'a [f64],
     },
+    /// contribution = contributions[bin of x] (bins closed below, `additive::bin_of`), or
+    /// `missing` when the cell is missing.
+    Binned {
+        enc: &'a NumericEncoding,
+        edges: &'a [f64],
+        contributions: &'a [f64],
+        missing: f64,
+    },
 }
 
 /// Reusable per-row buffers for scoring many rows without allocating; [`ChurnModel::score_row`]
@@ -96,6 +118,10 @@ pub struct RowScratch {
     pub notes: Vec<Note>,
     /// The cells the rule refused, by feature index; empty when the row scored.
     pub violations: Vec<Violation>,
+    /// Additive with pairs: each feature's main term (its shape value, centred) before the pair
+    /// halves were added, and each pair term's centred value.
+    pub mains: Vec<f64>,
+    pub pair_values: Vec<f64>,
 }
 
 impl RowScratch {
@@ -125,6 +151,16 @@ pub struct Explanation {
     pub contributions: Vec<Contribution>,
     pub imputed: Vec<String>,
     pub unseen: Vec<String>,
+    /// Additive: every term (main effects, then pairs), centred; empty for a linear model, whose
+    /// terms are its contributions.
+    pub terms: Vec<TermValue>,
+}
+
+/// One additive term's centred value for a row: a main effect (one feature) or a pair (two).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TermValue {
+    pub features: Vec<String>,
+    pub value: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -230,8 +266,17 @@ impl ChurnModel {
                             std: n.std,
                         }),
                     });
-                    terms.push(Term::Numeric {
-                        scale: n.weight / n.std,
+                    terms.push(match (&n.shape, n.weight) {
+                        (Some(shape), _) => {
+                            let mean = additive::shape_mean(shape);
+                            Term::Binned {
+                                edges: shape.edges.clone(),
+                                contribution: shape.values.iter().map(|v| v - mean).collect(),
+                                missing: shape.missing_value - mean,
+                            }
+                        }
+                        (None, Some(w)) => Term::Numeric { scale: w / n.std },
+                        (None, None) => unreachable!("validated: a weight or a shape"),
                     });
                 }
                 FeatureEntry::Categorical(c) => {
@@ -251,9 +296,25 @@ impl ChurnModel {
                 }
             }
         }
+        let schema = FeatureSchema::new(defs);
+        let mut pairs = Vec::with_capacity(file.pairs.len());
+        for p in &file.pairs {
+            pairs.push(additive::compile_pair(p, &schema)?);
+        }
+        if file.kind == ModelKind::Additive {
+            let expected = file.intercept + additive::means_sum(&file.features, &file.pairs);
+            if (expected - file.baseline_logit).abs() > 1e-9 * expected.abs().max(1.0) {
+                return Err(format!(
+                    "baseline_logit {} differs from the intercept plus the terms' training means ({expected})",
+                    file.baseline_logit
+                ));
+            }
+        }
         Ok(ChurnModel {
-            schema: FeatureSchema::new(defs),
+            schema,
             terms,
+            pairs,
+            baseline: file.baseline_logit,
             id: format!("{}@{}", file.name, file.version),
             file,
             sha256: String::new(),
@@ -273,13 +334,36 @@ impl ChurnModel {
                     contributions: contribution,
                 }
             }
+            (
+                Term::Binned {
+                    edges,
+                    contribution,
+                    missing,
+                },
+                FeatureKind::Numeric(enc),
+            ) => TermView::Binned {
+                enc,
+                edges,
+                contributions: contribution,
+                missing: *missing,
+            },
             _ => unreachable!("schema and terms are built together"),
         }
     }
 
-    /// The intercept: the logit starts here and each contribution is added in schema order.
+    /// The pair terms (additive only), in file order: a feature's contribution is its main term
+    /// plus half of each pair term it is in, added in this order.
+    pub fn pairs(&self) -> &[PairTerm] {
+        &self.pairs
+    }
+
+    pub fn kind(&self) -> ModelKind {
+        self.file.kind
+    }
+
+    /// Where the logit starts: each contribution is added to it in schema order.
     pub fn intercept(&self) -> f64 {
-        self.file.intercept
+        self.baseline
     }
 
     /// Sets the name and version, e.g. from the repository folders the file was found in.
@@ -336,7 +420,7 @@ impl ChurnModel {
         s.resolved.clear();
         s.notes.clear();
         s.violations.clear();
-        let mut logit = self.file.intercept;
+        let mut logit = self.baseline;
         for (i, (term, v)) in self.terms.iter().zip(row).enumerate() {
             let (r, note) = match self.schema.resolve(i, *v, strict) {
                 Ok(x) => x,
@@ -353,6 +437,21 @@ impl ChurnModel {
                     (enc.transform.apply(x).unwrap() - enc.mean) * scale
                 }
                 (Term::Categorical { contribution }, Resolved::Level(l), _) => contribution[l],
+                (
+                    Term::Binned {
+                        edges,
+                        contribution,
+                        missing,
+                    },
+                    Resolved::Number(x),
+                    _,
+                ) => {
+                    if note == Note::Imputed {
+                        *missing
+                    } else {
+                        contribution[additive::bin_of(edges, x)]
+                    }
+                }
                 _ => unreachable!("schema and terms are built together"),
             };
             logit += c;
@@ -363,12 +462,35 @@ impl ChurnModel {
         if !s.violations.is_empty() {
             return None;
         }
+        if !self.pairs.is_empty() {
+            logit = self.add_pairs(s);
+        }
         let probability = sigmoid(logit);
         Some(RowScore {
             logit,
             probability,
             tier: self.tier(probability),
         })
+    }
+
+    /// Adds half of each pair term to both its features' contributions, in pair order, and returns
+    /// the logit summed anew (baseline + Σ contributions in schema order).
+    fn add_pairs(&self, s: &mut RowScratch) -> f64 {
+        s.mains.clear();
+        s.mains.extend_from_slice(&s.contributions);
+        s.pair_values.clear();
+        for p in &self.pairs {
+            let [a, b] = p.features;
+            let v = p.value(s.resolved[a], s.resolved[b]);
+            s.contributions[a] += 0.5 * v;
+            s.contributions[b] += 0.5 * v;
+            s.pair_values.push(v);
+        }
+        let mut logit = self.baseline;
+        for c in &s.contributions {
+            logit += c;
+        }
+        logit
     }
 
     /// Field violations for a door: each bad cell under its feature's name.
@@ -464,7 +586,40 @@ impl ChurnModel {
             contributions,
             imputed,
             unseen,
+            terms: self.terms_of(s),
         }
+    }
+
+    /// The additive terms of the row just scored: main effects in schema order, then pairs.
+    fn terms_of(&self, s: &RowScratch) -> Vec<TermValue> {
+        if self.file.kind != ModelKind::Additive {
+            return Vec::new();
+        }
+        let features = self.schema.features();
+        let mains = if self.pairs.is_empty() {
+            &s.contributions
+        } else {
+            &s.mains
+        };
+        let mut out: Vec<TermValue> = features
+            .iter()
+            .zip(mains)
+            .map(|(d, v)| TermValue {
+                features: vec![d.name.clone()],
+                value: *v,
+            })
+            .collect();
+        for (p, v) in self.pairs.iter().zip(&s.pair_values) {
+            out.push(TermValue {
+                features: p
+                    .features
+                    .iter()
+                    .map(|&i| features[i].name.clone())
+                    .collect(),
+                value: *v,
+            });
+        }
+        out
     }
 
     pub fn feature_value(&self, feature: usize, r: Resolved) -> FeatureValue {
@@ -500,12 +655,23 @@ impl ChurnModel {
 }
 
 fn validate(f: &ModelFile) -> std::result::Result<(), String> {
-    if f.format != file::FORMAT {
+    if !(file::OLDEST_FORMAT..=file::FORMAT).contains(&f.format) {
         return Err(format!(
-            "format {} is not supported (this churn reads format {})",
+            "format {} is not supported (this churn reads formats {} to {})",
             f.format,
+            file::OLDEST_FORMAT,
             file::FORMAT
         ));
+    }
+    if f.format == 1 && (f.kind != ModelKind::Linear || !f.pairs.is_empty()) {
+        return Err("format 1 files are linear: kind and pairs came with format 2".into());
+    }
+    let additive = f.kind == ModelKind::Additive;
+    if !additive && !f.pairs.is_empty() {
+        return Err("pairs belong to the additive kind; this model is linear".into());
+    }
+    if additive {
+        additive::check_file(f)?;
     }
     if f.features.is_empty() {
         return Err("no features".into());
@@ -518,7 +684,22 @@ fn validate(f: &ModelFile) -> std::result::Result<(), String> {
         }
         match feat {
             FeatureEntry::Numeric(n) => {
-                if ![n.impute, n.mean, n.std, n.weight]
+                match (additive, n.weight, &n.shape) {
+                    (false, Some(_), None) => {}
+                    (true, None, Some(shape)) => additive::check_shape(shape)
+                        .map_err(|e| format!("feature '{name}': {e}"))?,
+                    (false, _, _) => {
+                        return Err(format!(
+                            "feature '{name}': a linear model's numeric feature needs a weight and no shape"
+                        ));
+                    }
+                    (true, _, _) => {
+                        return Err(format!(
+                            "feature '{name}': an additive model's numeric feature needs a shape and no weight"
+                        ));
+                    }
+                }
+                if ![n.impute, n.mean, n.std, n.weight.unwrap_or(0.0)]
                     .iter()
                     .all(|v| v.is_finite())
                 {
@@ -572,9 +753,9 @@ fn validate(f: &ModelFile) -> std::result::Result<(), String> {
     if !f.intercept.is_finite() || !f.baseline_logit.is_finite() {
         return Err("intercept and baseline_logit must be finite".into());
     }
-    if (f.intercept - f.baseline_logit).abs() > 1e-9 * f.intercept.abs().max(1.0) {
+    if !additive && (f.intercept - f.baseline_logit).abs() > 1e-9 * f.intercept.abs().max(1.0) {
         return Err(format!(
-            "baseline_logit {} differs from the intercept {}: format 1 centres every design column",
+            "baseline_logit {} differs from the intercept {}: a linear model centres every design column",
             f.baseline_logit, f.intercept
         ));
     }

@@ -138,7 +138,8 @@ pub fn model_info(model: &ChurnModel) -> proto::ModelInfo {
                 kind: "numeric".into(),
                 transform: n.transform.name().into(),
                 impute: n.impute,
-                weight: n.weight,
+                weight: n.weight.unwrap_or(0.0),
+                bins: n.shape.as_ref().map_or(0, |s| s.values.len() as u32),
                 ..Default::default()
             },
             FeatureEntry::Categorical(c) => proto::FeatureInfo {
@@ -146,6 +147,11 @@ pub fn model_info(model: &ChurnModel) -> proto::ModelInfo {
                 kind: "categorical".into(),
                 levels: c.levels.iter().map(|l| l.value.clone()).collect(),
                 unseen_level: c.unseen_level.clone(),
+                bins: if f.kind == crate::model::file::ModelKind::Additive {
+                    c.levels.len() as u32
+                } else {
+                    0
+                },
                 ..Default::default()
             },
         })
@@ -180,5 +186,11 @@ pub fn model_info(model: &ChurnModel) -> proto::ModelInfo {
         baseline_probability: sigmoid(f.baseline_logit),
         holdout_metrics,
         sha256: model.sha256().to_string(),
+        kind: f.kind.name().to_string(),
+        pairs: f
+            .pairs
+            .iter()
+            .map(|p| format!("{} x {}", p.features[0], p.features[1]))
+            .collect(),
     }
 }

@@ -6,6 +6,7 @@
 //!    validation log loss), unless given.
 //! 4. Fit on the training part, measure on the holdout, and pick the tier cut points there.
 //! 5. Refit the encoding and the weights on every row: that is the model written.
+mod additive;
 mod cross_validation;
 mod encoding;
 mod labels;
@@ -13,8 +14,11 @@ mod options;
 pub mod solver;
 mod splits;
 
+pub use additive::SMOOTHING_GRID;
 pub use labels::parse_labels;
-pub use options::{L2_GRID, Timings, TrainOptions, TrainOutcome, TrainReport};
+pub use options::{
+    AdditiveReport, KindChoice, L2_GRID, Timings, TrainOptions, TrainOutcome, TrainReport,
+};
 pub use solver::SolverKind;
 pub use splits::{latest_split, stratified_split};
 
@@ -91,23 +95,247 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
         }
     }
 
-    // Encodings and design of every row (the final model), and of the training part when a
-    // holdout is set aside (else the training part is every row).
     let t = Instant::now();
     let defs = fit_encoding(&inputs, &all);
-    let x_all = design(&inputs, &defs, &all);
+    let mut encode_seconds = t.elapsed().as_secs_f64();
+    let mut timings = Timings::default();
+
+    let linear = if opts.kind != KindChoice::Additive {
+        Some(train_linear(
+            &inputs,
+            &defs,
+            &train_idx,
+            &holdout_idx,
+            &y,
+            opts,
+            &mut timings,
+        )?)
+    } else {
+        None
+    };
+    encode_seconds += timings.encoding;
+    let t = Instant::now();
+    let additive = if opts.kind != KindChoice::Linear {
+        Some(additive::train_additive(
+            &inputs,
+            &defs,
+            &train_idx,
+            &holdout_idx,
+            &y,
+            opts,
+        )?)
+    } else {
+        None
+    };
+    timings.additive = t.elapsed().as_secs_f64();
+
+    // The kind: as asked, or under auto the lower cross-validated (else holdout) log loss.
+    let score_of = |cv: &Option<CvMetrics>, ho: &Option<metrics::Metrics>| {
+        cv.as_ref()
+            .map(|c| (c.log_loss_mean, c.auc_mean))
+            .or_else(|| ho.as_ref().map(|h| (h.log_loss, h.auc)))
+    };
+    let mut kinds_tried = Vec::new();
+    if let Some(l) = &linear
+        && let Some((ll, auc)) = score_of(&l.cv, &l.holdout)
+    {
+        kinds_tried.push(KindScore {
+            kind: ModelKind::Linear,
+            cv_log_loss: ll,
+            cv_auc: auc,
+        });
+    }
+    if let Some(a) = &additive
+        && let Some((ll, auc)) = score_of(&a.cv, &a.holdout)
+    {
+        kinds_tried.push(KindScore {
+            kind: ModelKind::Additive,
+            cv_log_loss: ll,
+            cv_auc: auc,
+        });
+    }
+    let by = if opts.folds >= 2 {
+        "cross-validated log loss (--kind auto)"
+    } else {
+        "holdout log loss (--kind auto, no cross-validation)"
+    };
+    let (kind, kind_chosen_by) = match opts.kind {
+        KindChoice::Linear => (ModelKind::Linear, "--kind linear".to_string()),
+        KindChoice::Additive => (ModelKind::Additive, "--kind additive".to_string()),
+        KindChoice::Auto => match kinds_tried.as_slice() {
+            [l, a] if a.cv_log_loss < l.cv_log_loss => (ModelKind::Additive, by.to_string()),
+            [_, _] => (ModelKind::Linear, by.to_string()),
+            _ => (
+                ModelKind::Linear,
+                "linear: no cross-validation or holdout to compare kinds on (--kind auto)"
+                    .to_string(),
+            ),
+        },
+    };
+
+    let (l2, l2_chosen_by) = match &linear {
+        Some(l) => (l.l2, l.l2_chosen_by.clone()),
+        None => (additive::RIDGE, "additive ridge (fixed)".to_string()),
+    };
+    let (features, pairs, intercept, baseline_logit, holdout_metrics, tier_p, cv, solver) =
+        match kind {
+            ModelKind::Linear => {
+                let l = linear.unwrap();
+                let solver = SolverInfo {
+                    name: opts.solver.name().to_string(),
+                    iterations: l.fit.iterations,
+                    converged: l.fit.converged,
+                };
+                let features = entries(&defs, &l.fit);
+                let b = l.fit.intercept;
+                (
+                    features,
+                    Vec::new(),
+                    b,
+                    b,
+                    l.holdout,
+                    l.tier_p,
+                    l.cv,
+                    solver,
+                )
+            }
+            ModelKind::Additive => {
+                let a = additive.as_ref().unwrap();
+                let solver = SolverInfo {
+                    name: "lbfgs-binned".to_string(),
+                    iterations: Some(a.info.iterations),
+                    converged: Some(a.info.converged),
+                };
+                let features = additive_entries(&defs, &a.terms);
+                let pairs = a.terms.pairs.clone();
+                let b = a.terms.intercept;
+                let baseline = b + crate::model::additive::means_sum(&features, &pairs);
+                (
+                    features,
+                    pairs,
+                    b,
+                    baseline,
+                    a.holdout.clone(),
+                    a.tier_p.clone(),
+                    a.cv.clone(),
+                    solver,
+                )
+            }
+        };
+    let tiers = tier_cuts(&tier_p, opts.tier_shares)?;
+
+    let imputed_cells: Vec<FeatureCount> = inputs
+        .iter()
+        .map(|i| FeatureCount {
+            feature: i.col.name.clone(),
+            cells: i.col.missing + if i.numeric { i.col.unparsable } else { 0 },
+        })
+        .filter(|c| c.cells > 0)
+        .collect();
+    let constant_features = defs
+        .iter()
+        .zip(&inputs)
+        .filter(|(_, i)| i.numeric && is_constant(i.col))
+        .map(|(d, _)| d.name.clone())
+        .collect();
+    let model = ModelFile {
+        format: FORMAT,
+        kind,
+        name: opts.name.clone(),
+        version: 0,
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        churn_version: env!("CARGO_PKG_VERSION").to_string(),
+        training: TrainingInfo {
+            data_file: opts.data_file.display().to_string(),
+            data_sha256: data_sha256.to_string(),
+            rows: n as u64,
+            label: opts.label.clone(),
+            positive,
+            id_column: opts.id.clone(),
+            dropped: opts.drop.clone(),
+            l2,
+            l2_chosen_by,
+            seed: opts.seed,
+            holdout_fraction: opts.holdout,
+            time_split: time_split.clone(),
+            folds: opts.folds,
+            positive_share: positives as f64 / n as f64,
+            imputed_cells: imputed_cells.clone(),
+            solver,
+            kind_chosen_by: Some(kind_chosen_by.clone()),
+            kinds_tried: kinds_tried.clone(),
+            additive: additive.as_ref().map(|a| a.info.clone()),
+        },
+        features,
+        pairs,
+        intercept,
+        baseline_logit,
+        tiers,
+        metrics: ModelMetrics {
+            holdout: holdout_metrics,
+            cross_validation: cv,
+        },
+    };
+    let report = TrainReport {
+        rows: n as u64,
+        train_rows: train_idx.len() as u64,
+        holdout_rows: holdout_idx.len() as u64,
+        time_split,
+        numeric_features: inputs.iter().filter(|i| i.numeric).count(),
+        categorical_features: inputs.iter().filter(|i| !i.numeric).count(),
+        design_columns: defs.iter().map(FeatureDef::width).sum(),
+        imputed_cells,
+        constant_features,
+        kind,
+        kind_chosen_by,
+        kinds_tried,
+        additive: additive.map(|a| a.report),
+        seconds: Timings {
+            encoding: encode_seconds,
+            total: started.elapsed().as_secs_f64(),
+            ..timings
+        },
+    };
+    Ok(TrainOutcome { model, report })
+}
+
+/// The linear kind's run: L2 by cross-validation on the training part, a fit there measured on
+/// the holdout, and the final fit on every row.
+struct LinearOutcome {
+    fit: LogisticFit,
+    l2: f64,
+    l2_chosen_by: String,
+    cv: Option<CvMetrics>,
+    holdout: Option<metrics::Metrics>,
+    tier_p: Vec<f64>,
+}
+
+fn train_linear(
+    inputs: &[encoding::Input<'_>],
+    defs: &[FeatureDef],
+    train_idx: &[usize],
+    holdout_idx: &[usize],
+    y: &[bool],
+    opts: &TrainOptions,
+    timings: &mut Timings,
+) -> Result<LinearOutcome> {
+    // Design of every row (the final model), and of the training part when a holdout is set
+    // aside (else the training part is every row).
+    let t = Instant::now();
+    let all: Vec<usize> = (0..y.len()).collect();
+    let x_all = design(inputs, defs, &all);
     let split = if holdout_idx.is_empty() {
         None
     } else {
-        let train_defs = fit_encoding(&inputs, &train_idx);
-        let x_train = design(&inputs, &train_defs, &train_idx);
-        let x_ho = design(&inputs, &train_defs, &holdout_idx);
+        let train_defs = fit_encoding(inputs, train_idx);
+        let x_train = design(inputs, &train_defs, train_idx);
+        let x_ho = design(inputs, &train_defs, holdout_idx);
         Some((x_train, x_ho))
     };
-    let encode_seconds = t.elapsed().as_secs_f64();
+    timings.encoding = t.elapsed().as_secs_f64();
     let (x_train, y_train): (&Array2<f64>, Vec<bool>) = match &split {
         Some((x, _)) => (x, train_idx.iter().map(|&i| y[i]).collect()),
-        None => (&x_all, y.clone()),
+        None => (&x_all, y.to_vec()),
     };
 
     // Choose L2 (and measure cross-validated metrics) on the training part.
@@ -130,12 +358,12 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
             None => (1.0, "default (no cross-validation)".to_string(), None),
         }
     };
-    let cv_seconds = t.elapsed().as_secs_f64();
+    timings.cross_validation = t.elapsed().as_secs_f64();
 
     // Holdout: fit on the training part, measure on the rest, choose tier cuts there.
     let t = Instant::now();
     let fit_opts = FitOptions::new(l2);
-    let (holdout_metrics, holdout_p) = match &split {
+    let (holdout, holdout_p) = match &split {
         None => (None, None),
         Some((x_train, x_ho)) => {
             let fit = solver::fit(opts.solver, x_train.view(), &y_train, &fit_opts)?;
@@ -145,90 +373,61 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
         }
     };
     drop(split);
-    let holdout_seconds = t.elapsed().as_secs_f64();
+    timings.holdout = t.elapsed().as_secs_f64();
 
     // Final model on every row.
     let t = Instant::now();
-    let fit = solver::fit(opts.solver, x_all.view(), &y, &fit_opts)?;
-    let final_fit_seconds = t.elapsed().as_secs_f64();
+    let fit = solver::fit(opts.solver, x_all.view(), y, &fit_opts)?;
+    timings.final_fit = t.elapsed().as_secs_f64();
     let tier_p = match holdout_p {
         Some(p) => p,
         None => predict(&fit, &x_all),
     };
-    drop(x_all);
-    let tiers = tier_cuts(&tier_p, opts.tier_shares)?;
+    Ok(LinearOutcome {
+        fit,
+        l2,
+        l2_chosen_by,
+        cv,
+        holdout,
+        tier_p,
+    })
+}
 
-    let imputed_cells: Vec<FeatureCount> = inputs
-        .iter()
-        .map(|i| FeatureCount {
-            feature: i.col.name.clone(),
-            cells: i.col.missing + if i.numeric { i.col.unparsable } else { 0 },
+/// The additive terms as feature entries: numeric features with their shapes, categorical ones
+/// with each level's value as its weight.
+fn additive_entries(defs: &[FeatureDef], terms: &additive::Terms) -> Vec<FeatureEntry> {
+    defs.iter()
+        .enumerate()
+        .map(|(j, d)| match &d.kind {
+            FeatureKind::Numeric(n) => FeatureEntry::Numeric(NumericEntry {
+                name: d.name.clone(),
+                transform: n.transform,
+                impute: n.impute,
+                mean: n.mean,
+                std: n.std,
+                weight: None,
+                shape: terms.shapes[j].clone(),
+            }),
+            FeatureKind::Categorical(c) => {
+                let values = terms.levels[j].as_ref().unwrap();
+                FeatureEntry::Categorical(CategoricalEntry {
+                    name: d.name.clone(),
+                    levels: c
+                        .levels
+                        .iter()
+                        .zip(&c.shares)
+                        .zip(values)
+                        .map(|((value, &share), &weight)| LevelEntry {
+                            value: value.clone(),
+                            share,
+                            weight,
+                        })
+                        .collect(),
+                    unseen_level: c.levels[c.unseen].clone(),
+                })
+            }
         })
-        .filter(|c| c.cells > 0)
-        .collect();
-    let constant_features = defs
-        .iter()
-        .zip(&inputs)
-        .filter(|(_, i)| i.numeric && is_constant(i.col))
-        .map(|(d, _)| d.name.clone())
-        .collect();
-    let features = entries(&defs, &fit);
-    let model = ModelFile {
-        format: FORMAT,
-        name: opts.name.clone(),
-        version: 0,
-        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        churn_version: env!("CARGO_PKG_VERSION").to_string(),
-        training: TrainingInfo {
-            data_file: opts.data_file.display().to_string(),
-            data_sha256: data_sha256.to_string(),
-            rows: n as u64,
-            label: opts.label.clone(),
-            positive,
-            id_column: opts.id.clone(),
-            dropped: opts.drop.clone(),
-            l2,
-            l2_chosen_by,
-            seed: opts.seed,
-            holdout_fraction: opts.holdout,
-            time_split: time_split.clone(),
-            folds: opts.folds,
-            positive_share: positives as f64 / n as f64,
-            imputed_cells: imputed_cells.clone(),
-            solver: SolverInfo {
-                name: opts.solver.name().to_string(),
-                iterations: fit.iterations,
-                converged: fit.converged,
-            },
-        },
-        features,
-        intercept: fit.intercept,
-        baseline_logit: fit.intercept,
-        tiers,
-        metrics: ModelMetrics {
-            holdout: holdout_metrics,
-            cross_validation: cv,
-        },
-    };
-    let report = TrainReport {
-        rows: n as u64,
-        train_rows: train_idx.len() as u64,
-        holdout_rows: holdout_idx.len() as u64,
-        time_split,
-        numeric_features: inputs.iter().filter(|i| i.numeric).count(),
-        categorical_features: inputs.iter().filter(|i| !i.numeric).count(),
-        design_columns: defs.iter().map(FeatureDef::width).sum(),
-        imputed_cells,
-        constant_features,
-        seconds: Timings {
-            encoding: encode_seconds,
-            cross_validation: cv_seconds,
-            holdout: holdout_seconds,
-            final_fit: final_fit_seconds,
-            total: started.elapsed().as_secs_f64(),
-        },
-    };
-    Ok(TrainOutcome { model, report })
+        .collect()
 }
 
 pub(super) fn check_options(table: &Table, opts: &TrainOptions) -> Result<()> {
@@ -349,7 +548,8 @@ pub(super) fn entries(defs: &[FeatureDef], fit: &LogisticFit) -> Vec<FeatureEntr
                     impute: n.impute,
                     mean: n.mean,
                     std: n.std,
-                    weight: fit.weights[k],
+                    weight: Some(fit.weights[k]),
+                    shape: None,
                 });
                 k += 1;
                 e

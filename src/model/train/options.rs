@@ -32,6 +32,34 @@ pub struct TrainOptions {
     pub solver: SolverKind,
     /// Share of holdout customers put in HIGH, and in MEDIUM.
     pub tier_shares: (f64, f64),
+    pub kind: KindChoice,
+    /// Additive: most pair terms (0 = none).
+    pub interactions: u32,
+    /// Additive: the smoothing λ, or None to choose it by cross-validation.
+    pub smoothing: Option<f64>,
+    /// Additive: most bins per numeric shape.
+    pub max_bins: u32,
+}
+
+/// `--kind`: which model kinds to fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KindChoice {
+    /// Fit both; keep the one with the lower cross-validated log loss.
+    #[default]
+    Auto,
+    Linear,
+    Additive,
+}
+
+impl KindChoice {
+    pub fn parse(s: &str) -> Option<KindChoice> {
+        match s {
+            "auto" => Some(KindChoice::Auto),
+            "linear" => Some(KindChoice::Linear),
+            "additive" => Some(KindChoice::Additive),
+            _ => None,
+        }
+    }
 }
 
 impl TrainOptions {
@@ -54,6 +82,10 @@ impl TrainOptions {
             name: name.to_string(),
             solver: SolverKind::Fast,
             tier_shares: (0.1, 0.2),
+            kind: KindChoice::Auto,
+            interactions: 10,
+            smoothing: None,
+            max_bins: 64,
         }
     }
 
@@ -77,7 +109,24 @@ pub struct TrainReport {
     pub imputed_cells: Vec<FeatureCount>,
     /// Numeric features with one value only (kept, with no effect on scores).
     pub constant_features: Vec<String>,
+    /// The kind written, how it was chosen, and each kind's cross-validated scores.
+    pub kind: crate::model::file::ModelKind,
+    pub kind_chosen_by: String,
+    pub kinds_tried: Vec<crate::model::file::KindScore>,
+    /// Additive: bins per numeric shape, the pairs kept, and notes on features with fewer bins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additive: Option<AdditiveReport>,
     pub seconds: Timings,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdditiveReport {
+    pub smoothing: f64,
+    pub smoothing_chosen_by: String,
+    /// Bins per numeric feature (value bins, besides the missing bin).
+    pub bins: Vec<(String, usize)>,
+    pub pairs: Vec<[String; 2]>,
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -86,6 +135,8 @@ pub struct Timings {
     pub encoding: f64,
     pub cross_validation: f64,
     pub holdout: f64,
+    /// The additive kind: its cross-validation, holdout and final fits together.
+    pub additive: f64,
     /// The final fit on every row (the solver alone).
     pub final_fit: f64,
     /// Everything after reading: encoding, cross-validation, holdout, final fit.
