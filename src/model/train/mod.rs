@@ -35,6 +35,10 @@ use solver::{FitOptions, LogisticFit};
 use std::collections::HashSet;
 use std::time::Instant;
 
+/// Under `--kind auto` the additive kind must beat the linear one's log loss by this share: a tie
+/// goes to the simpler model.
+pub const AUTO_MARGIN: f64 = 0.001;
+
 pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<TrainOutcome> {
     let started = Instant::now();
     let path = &table.path;
@@ -163,7 +167,9 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
         KindChoice::Linear => (ModelKind::Linear, "--kind linear".to_string()),
         KindChoice::Additive => (ModelKind::Additive, "--kind additive".to_string()),
         KindChoice::Auto => match kinds_tried.as_slice() {
-            [l, a] if a.cv_log_loss < l.cv_log_loss => (ModelKind::Additive, by.to_string()),
+            [l, a] if a.cv_log_loss < l.cv_log_loss * (1.0 - AUTO_MARGIN) => {
+                (ModelKind::Additive, by.to_string())
+            }
             [_, _] => (ModelKind::Linear, by.to_string()),
             _ => (
                 ModelKind::Linear,
