@@ -49,9 +49,11 @@ fn same_data_and_seed_give_byte_identical_weights_and_versions_increment() {
 #[test]
 fn model_file_records_training_facts_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let path = train_telco(TELCO, &dir.path().join("telco"), &[]);
+    let path = train_telco(TELCO, &dir.path().join("telco"), &["--kind", "linear"]);
     let m = json(&std::fs::read_to_string(&path).unwrap());
-    assert_eq!(m["format"], 1);
+    assert_eq!(m["format"], 2);
+    assert_eq!(m["kind"], "linear");
+    assert_eq!(m["training"]["kind_chosen_by"], "--kind linear");
     assert_eq!(m["name"], "telco");
     let t = &m["training"];
     assert_eq!(t["rows"], 7043);
@@ -264,8 +266,12 @@ fn parquet_input_trains_the_same_model_as_csv() {
     w.write(&batch).unwrap();
     w.close().unwrap();
 
-    let from_csv = train_telco(TELCO, &dir.path().join("csv"), &[]);
-    let from_pq = train_telco(pq.to_str().unwrap(), &dir.path().join("pq"), &[]);
+    let from_csv = train_telco(TELCO, &dir.path().join("csv"), &["--kind", "linear"]);
+    let from_pq = train_telco(
+        pq.to_str().unwrap(),
+        &dir.path().join("pq"),
+        &["--kind", "linear"],
+    );
     let (a, b) = (weights_of(&from_csv), weights_of(&from_pq));
     let (fa, fb) = (
         a["features"].as_array().unwrap(),
