@@ -27,7 +27,7 @@ def prep(df):
     x = df.drop(columns=["customerID", "Churn"])
     x["TotalCharges"] = pd.to_numeric(x["TotalCharges"], errors="coerce")
     for c in x.columns:
-        if x[c].dtype == object: x[c] = x[c].astype("category")
+        if not pd.api.types.is_numeric_dtype(x[c]): x[c] = x[c].astype("category")
     return x, (df["Churn"] == "Yes").astype(int)
 xt, yt = prep(tr); xv, yv = prep(te)
 for c in xv.columns:

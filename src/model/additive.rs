@@ -27,13 +27,6 @@ impl Axis {
             _ => unreachable!("pair axes are validated against the feature kinds"),
         }
     }
-
-    pub fn bins(&self) -> usize {
-        match self {
-            Axis::Edges(e) => e.len() + 1,
-            Axis::Levels(l) => l.iter().max().map_or(0, |m| *m as usize + 1),
-        }
-    }
 }
 
 /// A pair term compiled: the two features by index, their axes, and the table less its training
@@ -145,7 +138,7 @@ pub fn compile_pair(p: &PairEntry, schema: &FeatureSchema) -> Result<PairTerm, S
                 .map_err(|e| format!("{label}, axis '{name}': {e}"))?,
         );
     }
-    let (rows, cols) = (axes[0].bins(), axes[1].bins());
+    let (rows, cols) = (p.axes[0].bins(), p.axes[1].bins());
     if p.values.len() != rows * cols || p.shares.len() != rows * cols {
         return Err(format!(
             "{label}: a {rows} x {cols} table needs {} values and shares (it has {} and {})",
@@ -198,8 +191,7 @@ fn compile_axis(a: &PairAxis, kind: &FeatureKind) -> Result<Axis, String> {
     }
 }
 
-/// The additive file's own checks beyond the shared ones: every numeric feature has a shape and no
-/// weight, and pairs are distinct.
+/// The additive file's own check beyond the per-feature and per-pair ones: no pair twice.
 pub fn check_file(f: &ModelFile) -> Result<(), String> {
     let mut seen = std::collections::HashSet::new();
     for p in &f.pairs {

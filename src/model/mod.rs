@@ -74,7 +74,9 @@ pub struct ChurnModel {
     schema: FeatureSchema,
     terms: Vec<Term>,
     pairs: Vec<PairTerm>,
-    /// The logit every row starts from: baseline_logit (the intercept, for format 1).
+    /// The logit every row starts from: linear, the intercept (as format 1 always scored);
+    /// additive, baseline_logit (the intercept plus the terms' means, which are taken out of
+    /// each contribution).
     baseline: f64,
     sha256: String,
     path: Option<PathBuf>,
@@ -314,7 +316,10 @@ impl ChurnModel {
             schema,
             terms,
             pairs,
-            baseline: file.baseline_logit,
+            baseline: match file.kind {
+                ModelKind::Linear => file.intercept,
+                ModelKind::Additive => file.baseline_logit,
+            },
             id: format!("{}@{}", file.name, file.version),
             file,
             sha256: String::new(),

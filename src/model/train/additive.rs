@@ -13,6 +13,7 @@
 //!   and hessian sums of the rows in a cell); the best `interactions` with a positive gain are kept.
 //! - Rows are summed in fixed chunks in a fixed order: same data and seed, same bits, whatever the
 //!   thread count.
+use super::solver::{FusedObjective, base_rate_logit, minimise};
 use super::splits::stratified_folds;
 use crate::error::{Error, Result};
 use crate::io::Column;
@@ -21,12 +22,8 @@ use crate::model::file::{PairAxis, PairEntry, ShapeEntry};
 use crate::model::metrics;
 use crate::model::sigmoid;
 use crate::schema::{FeatureDef, FeatureKind};
-use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason, TerminationStatus};
-use argmin::solver::linesearch::MoreThuenteLineSearch;
-use argmin::solver::quasinewton::LBFGS;
 use ndarray::Array1;
 use rayon::prelude::*;
-use std::sync::Mutex;
 
 use super::encoding::Input;
 
@@ -381,24 +378,15 @@ fn logit_of(layout: &Layout, theta: &[f64], b: f64, row: &[u16]) -> f64 {
     z
 }
 
-/// A point with its cost and gradient.
-type Evaluated = (Array1<f64>, f64, Array1<f64>);
-
 struct Problem<'a> {
     layout: &'a Layout,
     data: &'a Binned,
     y: Vec<f64>,
     smoothing: f64,
-    last: Mutex<Option<Evaluated>>,
 }
 
-impl Problem<'_> {
-    fn evaluate(&self, w: &Array1<f64>) -> (f64, Array1<f64>) {
-        if let Some((p, c, g)) = self.last.lock().unwrap().as_ref()
-            && p == w
-        {
-            return (*c, g.clone());
-        }
+impl FusedObjective for Problem<'_> {
+    fn cost_and_gradient(&self, w: &Array1<f64>) -> (f64, Array1<f64>) {
         let layout = self.layout;
         let np = layout.params;
         let theta = &w.as_slice().unwrap()[..np];
@@ -448,7 +436,6 @@ impl Problem<'_> {
         let inv_n = 1.0 / self.y.len() as f64;
         let cost = (loss + penalty) * inv_n;
         let grad = Array1::from_iter(grad.into_iter().map(|v| v * inv_n));
-        *self.last.lock().unwrap() = Some((w.clone(), cost, grad.clone()));
         (cost, grad)
     }
 }
@@ -500,22 +487,6 @@ fn penalty(layout: &Layout, theta: &[f64], lambda: f64, grad: &mut [f64]) -> f64
     pen
 }
 
-impl CostFunction for Problem<'_> {
-    type Param = Array1<f64>;
-    type Output = f64;
-    fn cost(&self, w: &Array1<f64>) -> std::result::Result<f64, argmin::core::Error> {
-        Ok(self.evaluate(w).0)
-    }
-}
-
-impl Gradient for Problem<'_> {
-    type Param = Array1<f64>;
-    type Gradient = Array1<f64>;
-    fn gradient(&self, w: &Array1<f64>) -> std::result::Result<Array1<f64>, argmin::core::Error> {
-        Ok(self.evaluate(w).1)
-    }
-}
-
 /// Fits the layout's terms at smoothing λ, from `init` (values of the same layout, or of its main
 /// effects only) or from the base rate.
 pub(super) fn fit(
@@ -533,40 +504,20 @@ pub(super) fn fit(
             w.as_slice_mut().unwrap()[..k].copy_from_slice(&f.theta[..k]);
             w[np] = f.intercept;
         }
-        None => {
-            let pos = y.iter().filter(|&&v| v).count() as f64;
-            let rate = (pos / y.len() as f64).clamp(1e-6, 1.0 - 1e-6);
-            w[np] = (rate / (1.0 - rate)).ln();
-        }
+        None => w[np] = base_rate_logit(y),
     }
     let problem = Problem {
         layout,
         data,
         y: y.iter().map(|&v| if v { 1.0 } else { 0.0 }).collect(),
         smoothing,
-        last: Mutex::new(None),
     };
-    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
-        .with_tolerance_grad(GRADIENT_TOLERANCE)
-        .and_then(|s| s.with_tolerance_cost(1e-12))
-        .map_err(|e| Error::Training(e.to_string()))?;
-    let res = Executor::new(problem, solver)
-        .configure(|s| s.param(w.clone()).max_iters(MAX_ITERATIONS))
-        .run()
-        .map_err(|e| Error::Training(format!("additive L-BFGS: {e}")))?;
-    let state = res.state();
-    let converged = matches!(
-        state.get_termination_status(),
-        TerminationStatus::Terminated(
-            TerminationReason::SolverConverged | TerminationReason::TargetCostReached
-        )
-    );
-    let best = state.get_best_param().cloned().unwrap_or(w);
+    let m = minimise(&problem, w, GRADIENT_TOLERANCE, MAX_ITERATIONS)?;
     let fit = AdditiveFit {
-        theta: best.as_slice().unwrap()[..np].to_vec(),
-        intercept: best[np],
-        iterations: state.get_iter(),
-        converged,
+        theta: m.point.as_slice().unwrap()[..np].to_vec(),
+        intercept: m.point[np],
+        iterations: m.iterations,
+        converged: m.converged,
     };
     if !fit.intercept.is_finite() || fit.theta.iter().any(|v| !v.is_finite()) {
         return Err(Error::Training(
@@ -729,14 +680,7 @@ pub(super) fn cross_validate(
             Ok(out)
         })
         .collect::<Result<_>>()?;
-    let mean_loss = |g: usize| per_fold.iter().map(|f| f[g].0).sum::<f64>() / folds as f64;
-    let best = (0..grid_desc.len())
-        .min_by(|&a, &b| mean_loss(a).total_cmp(&mean_loss(b)).then(a.cmp(&b)))
-        .unwrap();
-    let mut path: Vec<(f64, f64)> = (0..grid_desc.len())
-        .map(|g| (grid_desc[g], mean_loss(g)))
-        .collect();
-    path.reverse();
+    let (best, path) = super::cross_validation::best_on_path(&grid_desc, &per_fold);
     Ok(SmoothingCv {
         smoothing: grid_desc[best],
         path,

@@ -42,16 +42,9 @@ pub(super) fn cross_validate(
             Ok(out)
         })
         .collect::<Result<_>>()?;
-    let mean_loss = |g: usize| per_fold.iter().map(|f| f[g].0).sum::<f64>() / k as f64;
-    let best = (0..grid_desc.len())
-        .min_by(|&a, &b| mean_loss(a).total_cmp(&mean_loss(b)).then(a.cmp(&b)))
-        .unwrap();
+    let (best, l2_path) = best_on_path(&grid_desc, &per_fold);
     let (auc_mean, auc_std) = mean_std(per_fold.iter().map(|f| f[best].1));
     let (log_loss_mean, log_loss_std) = mean_std(per_fold.iter().map(|f| f[best].0));
-    let mut l2_path: Vec<(f64, f64)> = (0..grid_desc.len())
-        .map(|g| (grid_desc[g], mean_loss(g)))
-        .collect();
-    l2_path.reverse();
     Ok((
         grid_desc[best],
         CvMetrics {
@@ -63,6 +56,24 @@ pub(super) fn cross_validate(
             l2_path,
         },
     ))
+}
+
+/// The penalty with the lowest mean validation log loss over the folds (ties go to the first, the
+/// stronger penalty), and the path of (penalty, mean loss) from the weakest up. `grid_desc` holds
+/// the penalties strongest first; `per_fold[f][g]` is fold f's (log loss, AUC) at grid_desc[g].
+pub(super) fn best_on_path(
+    grid_desc: &[f64],
+    per_fold: &[Vec<(f64, f64)>],
+) -> (usize, Vec<(f64, f64)>) {
+    let mean_loss = |g: usize| per_fold.iter().map(|f| f[g].0).sum::<f64>() / per_fold.len() as f64;
+    let best = (0..grid_desc.len())
+        .min_by(|&a, &b| mean_loss(a).total_cmp(&mean_loss(b)).then(a.cmp(&b)))
+        .unwrap();
+    let path = (0..grid_desc.len())
+        .rev()
+        .map(|g| (grid_desc[g], mean_loss(g)))
+        .collect();
+    (best, path)
 }
 
 pub(super) fn mean_std(v: impl Iterator<Item = f64>) -> (f64, f64) {

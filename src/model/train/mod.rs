@@ -139,25 +139,26 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
             .map(|c| (c.log_loss_mean, c.auc_mean))
             .or_else(|| ho.as_ref().map(|h| (h.log_loss, h.auc)))
     };
-    let mut kinds_tried = Vec::new();
-    if let Some(l) = &linear
-        && let Some((ll, auc)) = score_of(&l.cv, &l.holdout)
-    {
-        kinds_tried.push(KindScore {
-            kind: ModelKind::Linear,
-            cv_log_loss: ll,
-            cv_auc: auc,
-        });
-    }
-    if let Some(a) = &additive
-        && let Some((ll, auc)) = score_of(&a.cv, &a.holdout)
-    {
-        kinds_tried.push(KindScore {
-            kind: ModelKind::Additive,
-            cv_log_loss: ll,
-            cv_auc: auc,
-        });
-    }
+    let kinds_tried: Vec<KindScore> = [
+        (
+            ModelKind::Linear,
+            linear.as_ref().map(|l| (&l.cv, &l.holdout)),
+        ),
+        (
+            ModelKind::Additive,
+            additive.as_ref().map(|a| (&a.cv, &a.holdout)),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(kind, fitted)| {
+        let (cv_log_loss, cv_auc) = fitted.and_then(|(cv, ho)| score_of(cv, ho))?;
+        Some(KindScore {
+            kind,
+            cv_log_loss,
+            cv_auc,
+        })
+    })
+    .collect();
     let by = if opts.folds >= 2 {
         "cross-validated log loss (--kind auto)"
     } else {

@@ -99,21 +99,102 @@ struct FusedLogistic<'a> {
     d: usize,
     y: Vec<f64>,
     alpha: f64,
-    /// The last point evaluated with its mean loss and gradient: the line search asks for the cost
-    /// and the gradient at the same point, and one pass yields both.
-    last: Mutex<Option<Evaluated>>,
+}
+
+/// A smooth objective whose cost and gradient come out of one pass over the rows.
+pub(super) trait FusedObjective {
+    fn cost_and_gradient(&self, w: &Array1<f64>) -> (f64, Array1<f64>);
 }
 
 /// A point with its cost and gradient.
 type Evaluated = (Array1<f64>, f64, Array1<f64>);
 
-impl FusedLogistic<'_> {
+/// An objective as argmin sees it, keeping the last point evaluated: the line search asks for the
+/// cost and the gradient at the same point, and one pass yields both.
+struct Cached<'a, O> {
+    objective: &'a O,
+    last: Mutex<Option<Evaluated>>,
+}
+
+impl<O: FusedObjective> Cached<'_, O> {
     fn evaluate(&self, w: &Array1<f64>) -> (f64, Array1<f64>) {
         if let Some((p, c, g)) = self.last.lock().unwrap().as_ref()
             && p == w
         {
             return (*c, g.clone());
         }
+        let (c, g) = self.objective.cost_and_gradient(w);
+        *self.last.lock().unwrap() = Some((w.clone(), c, g.clone()));
+        (c, g)
+    }
+}
+
+impl<O: FusedObjective> CostFunction for Cached<'_, O> {
+    type Param = Array1<f64>;
+    type Output = f64;
+    fn cost(&self, w: &Array1<f64>) -> std::result::Result<f64, argmin::core::Error> {
+        Ok(self.evaluate(w).0)
+    }
+}
+
+impl<O: FusedObjective> Gradient for Cached<'_, O> {
+    type Param = Array1<f64>;
+    type Gradient = Array1<f64>;
+    fn gradient(&self, w: &Array1<f64>) -> std::result::Result<Array1<f64>, argmin::core::Error> {
+        Ok(self.evaluate(w).1)
+    }
+}
+
+/// Where L-BFGS stopped.
+pub(super) struct Minimum {
+    pub(super) point: Array1<f64>,
+    pub(super) iterations: u64,
+    pub(super) converged: bool,
+}
+
+/// Minimises `objective` from `init` with argmin's L-BFGS (memory 10, More-Thuente line search),
+/// stopping at `tolerance` on the gradient's norm or after `max_iterations`.
+pub(super) fn minimise<O: FusedObjective>(
+    objective: &O,
+    init: Array1<f64>,
+    tolerance: f64,
+    max_iterations: u64,
+) -> Result<Minimum> {
+    let problem = Cached {
+        objective,
+        last: Mutex::new(None),
+    };
+    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
+        .with_tolerance_grad(tolerance)
+        .and_then(|s| s.with_tolerance_cost(1e-12))
+        .map_err(|e| Error::Training(e.to_string()))?;
+    let res = Executor::new(problem, solver)
+        .configure(|s| s.param(init.clone()).max_iters(max_iterations))
+        .run()
+        .map_err(|e| Error::Training(format!("L-BFGS: {e}")))?;
+    let state = res.state();
+    let converged = matches!(
+        state.get_termination_status(),
+        TerminationStatus::Terminated(
+            TerminationReason::SolverConverged | TerminationReason::TargetCostReached
+        )
+    );
+    Ok(Minimum {
+        iterations: state.get_iter(),
+        converged,
+        point: state.get_best_param().cloned().unwrap_or(init),
+    })
+}
+
+/// The intercept-only optimum: the log-odds of the base rate (clamped away from 0 and 1).
+pub(super) fn base_rate_logit(y: &[bool]) -> f64 {
+    let pos = y.iter().filter(|&&v| v).count() as f64;
+    let rate = (pos / y.len() as f64).clamp(1e-6, 1.0 - 1e-6);
+    (rate / (1.0 - rate)).ln()
+}
+
+impl FusedObjective for FusedLogistic<'_> {
+    fn cost_and_gradient(&self, w: &Array1<f64>) -> (f64, Array1<f64>) {
         let d = self.d;
         let n = self.y.len();
         let coef = &w.as_slice().unwrap()[..d];
@@ -159,24 +240,7 @@ impl FusedLogistic<'_> {
         for (gj, wj) in grad.iter_mut().zip(coef) {
             *gj += penalty * wj;
         }
-        *self.last.lock().unwrap() = Some((w.clone(), cost, grad.clone()));
         (cost, grad)
-    }
-}
-
-impl CostFunction for FusedLogistic<'_> {
-    type Param = Array1<f64>;
-    type Output = f64;
-    fn cost(&self, w: &Array1<f64>) -> std::result::Result<f64, argmin::core::Error> {
-        Ok(self.evaluate(w).0)
-    }
-}
-
-impl Gradient for FusedLogistic<'_> {
-    type Param = Array1<f64>;
-    type Gradient = Array1<f64>;
-    fn gradient(&self, w: &Array1<f64>) -> std::result::Result<Array1<f64>, argmin::core::Error> {
-        Ok(self.evaluate(w).1)
     }
 }
 
@@ -187,12 +251,7 @@ fn initial_point(d: usize, y: &[bool], init: &Option<(Vec<f64>, f64)>) -> Array1
             w.as_slice_mut().unwrap()[..d].copy_from_slice(coef);
             w[d] = *b;
         }
-        None => {
-            // Start at the base rate: the intercept-only optimum.
-            let pos = y.iter().filter(|&&v| v).count() as f64;
-            let rate = (pos / y.len() as f64).clamp(1e-6, 1.0 - 1e-6);
-            w[d] = (rate / (1.0 - rate)).ln();
-        }
+        None => w[d] = base_rate_logit(y),
     }
     w
 }
@@ -212,31 +271,14 @@ fn fit_fast(x: ArrayView2<'_, f64>, y: &[bool], opts: &FitOptions) -> Result<Log
         d,
         y: y.iter().map(|&v| if v { 1.0 } else { 0.0 }).collect(),
         alpha: opts.alpha,
-        last: Mutex::new(None),
     };
     let init = initial_point(d, y, &opts.init);
-    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
-        .with_tolerance_grad(opts.tolerance)
-        .and_then(|s| s.with_tolerance_cost(1e-12))
-        .map_err(|e| Error::Training(e.to_string()))?;
-    let res = Executor::new(problem, solver)
-        .configure(|s| s.param(init.clone()).max_iters(opts.max_iterations))
-        .run()
-        .map_err(|e| Error::Training(format!("L-BFGS: {e}")))?;
-    let state = res.state();
-    let converged = matches!(
-        state.get_termination_status(),
-        TerminationStatus::Terminated(
-            TerminationReason::SolverConverged | TerminationReason::TargetCostReached
-        )
-    );
-    let iterations = state.get_iter();
-    let best = state.get_best_param().cloned().unwrap_or(init);
+    let m = minimise(&problem, init, opts.tolerance, opts.max_iterations)?;
     Ok(LogisticFit {
-        weights: best.as_slice().unwrap()[..d].to_vec(),
-        intercept: best[d],
-        iterations: Some(iterations),
-        converged: Some(converged),
+        weights: m.point.as_slice().unwrap()[..d].to_vec(),
+        intercept: m.point[d],
+        iterations: Some(m.iterations),
+        converged: Some(m.converged),
     })
 }
 
