@@ -1,5 +1,9 @@
-//! Scoring kernel: rows per second through `ChurnModel::score_row` (the front door) with the bundled Telco model,
-//! probability only and with the top-3 reasons. Rows are the real Telco rows, parsed once.
+//! Scoring kernel: rows per second through `ChurnModel::score_row` (the front door), probability
+//! only and with the top-3 reasons, for the bundled (linear) Telco model and for an additive model
+//! trained here on the same data (`--kind additive --seed 1`: binned shapes and 10 pairs). Rows
+//! are the real Telco rows, parsed once.
+use churn::io::{ReadOptions, read_table};
+use churn::model::train::{KindChoice, TrainOptions, train};
 use churn::model::{ChurnModel, RowScratch};
 use churn::schema::{FeatureKind, Value};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -22,9 +26,25 @@ fn telco_rows(model: &ChurnModel) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn bench(c: &mut Criterion) {
-    let model = ChurnModel::load("models/telco".as_ref()).unwrap();
-    let text = telco_rows(&model);
+/// An additive model of the Telco data, trained as `churn train --kind additive --seed 1` would.
+fn telco_additive() -> ChurnModel {
+    let path = std::path::Path::new("data/telco_customer_churn.csv");
+    let mut opts = TrainOptions::new(path, "Churn", "telco-additive");
+    opts.positive = Some("Yes".into());
+    opts.drop = vec!["customerID".into()];
+    opts.kind = KindChoice::Additive;
+    opts.seed = 1;
+    let read = ReadOptions {
+        skip: opts.skipped_columns(),
+        ..Default::default()
+    };
+    let table = read_table(path, &read).unwrap();
+    let outcome = train(&table, "bench", &opts).unwrap();
+    ChurnModel::from_file(outcome.model).unwrap()
+}
+
+fn bench_model(c: &mut Criterion, group: &str, model: &ChurnModel) {
+    let text = telco_rows(model);
     let rows: Vec<Vec<Value<'_>>> = text
         .iter()
         .map(|r| {
@@ -39,7 +59,7 @@ fn bench(c: &mut Criterion) {
                 .collect()
         })
         .collect();
-    let mut g = c.benchmark_group("score_telco");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(rows.len() as u64));
     g.bench_function("probability", |b| {
         let mut s = RowScratch::default();
@@ -68,6 +88,13 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let linear = ChurnModel::load("models/telco".as_ref()).unwrap();
+    bench_model(c, "score_telco", &linear);
+    let additive = telco_additive();
+    bench_model(c, "score_telco_additive", &additive);
 }
 
 criterion_group!(benches, bench);

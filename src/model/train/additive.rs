@@ -11,8 +11,13 @@
 //!   (≤ [`PAIR_BINS`] per side) by the log-loss gain a free 2-D table would bring beyond its two
 //!   margins (Σ G²/(H+1) over cells less the same over rows and over columns, G and H the gradient
 //!   and hessian sums of the rows in a cell); the best `interactions` with a positive gain are kept.
+//! - Conditioning: L-BFGS runs on u = Lᵀθ, L the Cholesky factors of a banded per-term
+//!   approximation of the Hessian (the term's rows per value at the base-rate weight plus its
+//!   penalty), and each pair table's row and column sums are held near zero (they duplicate its
+//!   features' main effects). Without these, a strong λ or a pair ran L-BFGS to its iteration cap.
 //! - Rows are summed in fixed chunks in a fixed order: same data and seed, same bits, whatever the
 //!   thread count.
+use super::banded::Banded;
 use super::solver::{FusedObjective, base_rate_logit, minimise};
 use super::splits::stratified_folds;
 use crate::error::{Error, Result};
@@ -43,7 +48,7 @@ const PAIR_SCORE_ROWS: usize = 200_000;
 const PAIR_CANDIDATE_FEATURES: usize = 40;
 const CHUNK_ROWS: usize = 2048;
 /// L-BFGS stops at this norm of the mean-loss gradient, or after this many iterations.
-const GRADIENT_TOLERANCE: f64 = 1e-5;
+const GRADIENT_TOLERANCE: f64 = 1e-4;
 const MAX_ITERATIONS: u64 = 500;
 
 /// How one feature is binned.
@@ -75,6 +80,15 @@ pub(super) struct PairLayout {
     cols: usize,
     /// Which sides are ordered (numeric): first differences are penalised along them.
     ordered: [bool; 2],
+}
+
+impl PairLayout {
+    /// The table cell of a row of fine bins.
+    #[inline]
+    fn cell(&self, row: &[u16]) -> usize {
+        self.maps[0][row[self.features[0]] as usize] as usize * self.cols
+            + self.maps[1][row[self.features[1]] as usize] as usize
+    }
 }
 
 /// Every term's place in the parameter vector (the intercept is last).
@@ -371,8 +385,7 @@ fn logit_of(layout: &Layout, theta: &[f64], b: f64, row: &[u16]) -> f64 {
     }
     let m = layout.mains.len();
     for (k, p) in layout.pairs.iter().enumerate() {
-        let cell = p.maps[0][row[p.features[0]] as usize] as usize * p.cols
-            + p.maps[1][row[p.features[1]] as usize] as usize;
+        let cell = p.cell(row);
         z += theta[layout.offsets[m + k] + cell];
     }
     z
@@ -383,13 +396,136 @@ struct Problem<'a> {
     data: &'a Binned,
     y: Vec<f64>,
     smoothing: f64,
+    centring: f64,
+    precondition: Preconditioner,
+}
+
+/// A block-diagonal approximation of the objective's Hessian, one banded block per term: the
+/// term's rows per value times the base-rate weight r(1 - r), plus the term's penalty, all over n.
+/// L-BFGS runs on u = Lᵀθ (L the blocks' Cholesky factors, the intercept scaled by √(r(1 - r))),
+/// where a strong smoothing no longer makes the problem ill-conditioned: without it, λ = 10⁴ ran
+/// to the iteration cap.
+struct Preconditioner {
+    /// Each term's offset in θ and its factor.
+    blocks: Vec<(usize, Banded)>,
+    intercept_scale: f64,
+}
+
+impl Preconditioner {
+    fn new(layout: &Layout, data: &Binned, y: &[bool], smoothing: f64) -> Preconditioner {
+        let n = y.len().max(1) as f64;
+        let weight = base_weight(y);
+        // Rows per value of every term.
+        let mut rows = vec![0.0; layout.params];
+        let m = layout.mains.len();
+        for i in 0..data.rows() {
+            let row = data.row(i);
+            for (j, &bin) in row.iter().enumerate() {
+                rows[layout.offsets[j] + bin as usize] += 1.0;
+            }
+            for (k, p) in layout.pairs.iter().enumerate() {
+                rows[layout.offsets[m + k] + p.cell(row)] += 1.0;
+            }
+        }
+        let mut blocks = Vec::with_capacity(layout.offsets.len());
+        let mut unit = vec![0.0; layout.params];
+        let mut column = vec![0.0; layout.params + 1];
+        for t in 0..layout.offsets.len() {
+            let at = layout.offsets[t];
+            let (size, bw) = if t < m {
+                match &layout.mains[t] {
+                    MainLayout::Numeric { .. } => (layout.mains[t].width(), 2),
+                    MainLayout::Categorical { levels } => (*levels, 0),
+                }
+            } else {
+                let p = &layout.pairs[t - m];
+                // Row and column sums couple every cell of a table.
+                (p.rows * p.cols, p.rows * p.cols - 1)
+            };
+            let mut a = Banded::zeros(size, bw);
+            for i in 0..size {
+                a.add(i, i, weight * rows[at + i] / n);
+            }
+            if bw == 0 {
+                for i in 0..size {
+                    a.add(i, i, 2.0 * RIDGE / n);
+                }
+            } else {
+                // The penalty is quadratic: its Hessian's column i is its gradient at the unit vector.
+                for i in 0..size {
+                    unit[at + i] = 1.0;
+                    column.iter_mut().for_each(|v| *v = 0.0);
+                    penalty(layout, &unit, smoothing, weight * n, &mut column);
+                    unit[at + i] = 0.0;
+                    for r in i..(i + bw + 1).min(size) {
+                        a.add(r, i, column[at + r] / n);
+                    }
+                }
+            }
+            // The ridge alone keeps every block positive definite; the fallback is never expected.
+            let factor = a.cholesky().unwrap_or_else(|| {
+                let mut d = Banded::zeros(size, 0);
+                for i in 0..size {
+                    d.add(i, i, 1.0);
+                }
+                d
+            });
+            blocks.push((at, factor));
+        }
+        Preconditioner {
+            blocks,
+            intercept_scale: weight.sqrt(),
+        }
+    }
+
+    /// θ and b from u.
+    fn to_point(&self, u: &[f64]) -> Vec<f64> {
+        let mut w = u.to_vec();
+        for (at, l) in &self.blocks {
+            l.solve_upper(&mut w[*at..*at + l.size()]);
+        }
+        let last = w.len() - 1;
+        w[last] /= self.intercept_scale;
+        w
+    }
+
+    /// u from θ and b.
+    fn to_u(&self, point: &[f64]) -> Vec<f64> {
+        let mut u = point.to_vec();
+        for (at, l) in &self.blocks {
+            l.mul_upper(&mut u[*at..*at + l.size()]);
+        }
+        let last = u.len() - 1;
+        u[last] *= self.intercept_scale;
+        u
+    }
+
+    /// The gradient in θ and b, carried to u in place: ∂/∂u = L⁻¹ ∂/∂θ.
+    fn gradient_to_u(&self, g: &mut [f64]) {
+        for (at, l) in &self.blocks {
+            l.solve_lower(&mut g[*at..*at + l.size()]);
+        }
+        let last = g.len() - 1;
+        g[last] /= self.intercept_scale;
+    }
 }
 
 impl FusedObjective for Problem<'_> {
-    fn cost_and_gradient(&self, w: &Array1<f64>) -> (f64, Array1<f64>) {
+    /// L-BFGS moves u = Lᵀθ; the loss is taken at θ and its gradient carried back to u.
+    fn cost_and_gradient(&self, u: &Array1<f64>) -> (f64, Array1<f64>) {
+        let point = self.precondition.to_point(u.as_slice().unwrap());
+        let (cost, mut grad) = self.evaluate(&point);
+        self.precondition.gradient_to_u(&mut grad);
+        (cost, Array1::from(grad))
+    }
+}
+
+impl Problem<'_> {
+    /// Mean penalised log loss at `w` (every term's values, then the intercept) and its gradient.
+    fn evaluate(&self, w: &[f64]) -> (f64, Vec<f64>) {
         let layout = self.layout;
         let np = layout.params;
-        let theta = &w.as_slice().unwrap()[..np];
+        let theta = &w[..np];
         let b = w[np];
         let width = self.data.width;
         let m = layout.mains.len();
@@ -415,8 +551,7 @@ impl FusedObjective for Problem<'_> {
                         g[layout.offsets[j] + bin as usize] += r;
                     }
                     for (k, p) in layout.pairs.iter().enumerate() {
-                        let cell = p.maps[0][row[p.features[0]] as usize] as usize * p.cols
-                            + p.maps[1][row[p.features[1]] as usize] as usize;
+                        let cell = p.cell(row);
                         g[layout.offsets[m + k] + cell] += r;
                     }
                     g[np] += r;
@@ -432,16 +567,17 @@ impl FusedObjective for Problem<'_> {
                 *a += b;
             }
         }
-        let penalty = penalty(layout, theta, self.smoothing, &mut grad);
+        let penalty = penalty(layout, theta, self.smoothing, self.centring, &mut grad);
         let inv_n = 1.0 / self.y.len() as f64;
         let cost = (loss + penalty) * inv_n;
-        let grad = Array1::from_iter(grad.into_iter().map(|v| v * inv_n));
+        grad.iter_mut().for_each(|v| *v *= inv_n);
         (cost, grad)
     }
 }
 
-/// The penalty's value, its gradient added into `grad`.
-fn penalty(layout: &Layout, theta: &[f64], lambda: f64, grad: &mut [f64]) -> f64 {
+/// The penalty's value, its gradient added into `grad`. `centring` (the base-rate weight times the
+/// rows) scales the hold on pair tables' row and column sums.
+fn penalty(layout: &Layout, theta: &[f64], lambda: f64, centring: f64, grad: &mut [f64]) -> f64 {
     let mut pen = 0.0;
     for (t, v) in theta.iter().enumerate() {
         pen += RIDGE * v * v;
@@ -483,8 +619,36 @@ fn penalty(layout: &Layout, theta: &[f64], lambda: f64, grad: &mut [f64]) -> f64
                 }
             }
         }
+        // A table's row sums and column sums say what its two features' main effects can say
+        // already: held near zero here, so that the split between a pair and its mains is not
+        // left to the ridge alone (L-BFGS crawled along that nearly flat direction). Predictions
+        // can reach the same functions either way.
+        let (rows, cols) = (p.rows as f64, p.cols as f64);
+        let by_row = centring / (2.0 * rows * cols * cols);
+        let by_col = centring / (2.0 * cols * rows * rows);
+        for r in 0..p.rows {
+            let cells = at + r * p.cols..at + (r + 1) * p.cols;
+            let sum: f64 = theta[cells.clone()].iter().sum();
+            pen += by_row * sum * sum;
+            grad[cells]
+                .iter_mut()
+                .for_each(|g| *g += 2.0 * by_row * sum);
+        }
+        for c in 0..p.cols {
+            let sum: f64 = (0..p.rows).map(|r| theta[at + r * p.cols + c]).sum();
+            pen += by_col * sum * sum;
+            for r in 0..p.rows {
+                grad[at + r * p.cols + c] += 2.0 * by_col * sum;
+            }
+        }
     }
     pen
+}
+
+/// The logistic loss's curvature at the base rate, r(1 - r) (floored for very rare labels).
+fn base_weight(y: &[bool]) -> f64 {
+    let rate = y.iter().filter(|&&v| v).count() as f64 / y.len().max(1) as f64;
+    (rate * (1.0 - rate)).max(1e-3)
 }
 
 /// Fits the layout's terms at smoothing λ, from `init` (values of the same layout, or of its main
@@ -511,11 +675,27 @@ pub(super) fn fit(
         data,
         y: y.iter().map(|&v| if v { 1.0 } else { 0.0 }).collect(),
         smoothing,
+        centring: base_weight(y) * y.len() as f64,
+        precondition: Preconditioner::new(layout, data, y, smoothing),
     };
-    let m = minimise(&problem, w, GRADIENT_TOLERANCE, MAX_ITERATIONS)?;
+    let started = std::time::Instant::now();
+    let u = Array1::from(problem.precondition.to_u(w.as_slice().unwrap()));
+    let m = minimise(&problem, u, GRADIENT_TOLERANCE, MAX_ITERATIONS)?;
+    let point = problem.precondition.to_point(m.point.as_slice().unwrap());
+    tracing::debug!(
+        rows = y.len(),
+        params = np,
+        pairs = layout.pairs.len(),
+        smoothing,
+        warm = init.is_some(),
+        iterations = m.iterations,
+        converged = m.converged,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "additive fit"
+    );
     let fit = AdditiveFit {
-        theta: m.point.as_slice().unwrap()[..np].to_vec(),
-        intercept: m.point[np],
+        theta: point[..np].to_vec(),
+        intercept: point[np],
         iterations: m.iterations,
         converged: m.converged,
     };
@@ -587,8 +767,7 @@ fn choose_pairs(
         let mut h = vec![0.0; r * c];
         for (&i, &(gi, hi)) in rows.iter().zip(&gh) {
             let row = data.row(i);
-            let cell = p.maps[0][row[p.features[0]] as usize] as usize * c
-                + p.maps[1][row[p.features[1]] as usize] as usize;
+            let cell = p.cell(row);
             g[cell] += gi;
             h[cell] += hi;
         }
@@ -637,8 +816,9 @@ pub(super) fn fit_with_pairs(
     Ok((layout, fit))
 }
 
-/// Cross-validated choice of λ: per fold, pairs chosen on the fold's own main-effects fit, then the
-/// grid from the strongest smoothing down, each fit warm-started from the one before. Returns λ,
+/// Cross-validated choice of λ: per fold, pairs chosen on the fold's own main-effects fit at the
+/// grid's middle value, then the grid outwards from there, each fit warm-started from its
+/// neighbour. Returns λ,
 /// and per grid value the mean validation log loss, with the folds' (log loss, AUC) at the best.
 pub(super) struct SmoothingCv {
     pub(super) smoothing: f64,
@@ -658,7 +838,7 @@ pub(super) fn cross_validate(
     let fold = stratified_folds(y, folds, seed ^ 0x9e37_79b9_7f4a_7c15);
     let mut grid_desc = grid.to_vec();
     grid_desc.sort_by(|a, b| b.total_cmp(a));
-    let select = grid_desc[grid_desc.len() / 2];
+    let select = grid_desc.len() / 2;
     // Folds run side by side: each is fitted alone, so the results do not depend on the threads.
     let per_fold: Vec<Vec<(f64, f64)>> = (0..folds)
         .into_par_iter()
@@ -668,14 +848,24 @@ pub(super) fn cross_validate(
             let (dt, dv) = (data.select(&tr), data.select(&va));
             let yt: Vec<bool> = tr.iter().map(|&i| y[i]).collect();
             let yv: Vec<bool> = va.iter().map(|&i| y[i]).collect();
-            let (layout, _) = fit_with_pairs(mains, &dt, &yt, select, interactions)?;
-            let mut init: Option<AdditiveFit> = None;
-            let mut out = Vec::new();
-            for &lambda in &grid_desc {
-                let f = fit(&layout, &dt, &yt, lambda, init.as_ref())?;
+            let (layout, at_select) =
+                fit_with_pairs(mains, &dt, &yt, grid_desc[select], interactions)?;
+            let score = |f: &AdditiveFit| {
                 let p = f.predict(&layout, &dv);
-                out.push((metrics::log_loss(&p, &yv), metrics::auc(&p, &yv)));
-                init = Some(f);
+                (metrics::log_loss(&p, &yv), metrics::auc(&p, &yv))
+            };
+            let mut out = vec![(0.0, 0.0); grid_desc.len()];
+            out[select] = score(&at_select);
+            // Outwards from the middle value, each fit warm-started from its neighbour's.
+            for side in [
+                (0..select).rev().collect::<Vec<_>>(),
+                (select + 1..grid_desc.len()).collect(),
+            ] {
+                let mut init = at_select.clone();
+                for g in side {
+                    init = fit(&layout, &dt, &yt, grid_desc[g], Some(&init))?;
+                    out[g] = score(&init);
+                }
             }
             Ok(out)
         })
@@ -757,8 +947,7 @@ pub(super) fn terms(
         let mut cell_counts = vec![0u64; cells];
         for i in 0..data.rows() {
             let row = data.row(i);
-            let cell = p.maps[0][row[p.features[0]] as usize] as usize * p.cols
-                + p.maps[1][row[p.features[1]] as usize] as usize;
+            let cell = p.cell(row);
             cell_counts[cell] += 1;
         }
         let shares: Vec<f64> = cell_counts.iter().map(|&c| c as f64 / n).collect();

@@ -7,6 +7,7 @@
 //! 4. Fit on the training part, measure on the holdout, and pick the tier cut points there.
 //! 5. Refit the encoding and the weights on every row: that is the model written.
 mod additive;
+mod banded;
 mod cross_validation;
 mod encoding;
 mod labels;
