@@ -318,3 +318,86 @@ fn a_broken_format_2_table_is_refused_with_the_feature_named() {
     assert!(ok.stdout.contains("numeric shape"), "{}", ok.stdout);
     assert!(ok.stdout.contains("pairs (each a table"), "{}", ok.stdout);
 }
+
+/// The contribution `explain` gives feature `name` when the customer has `features`.
+fn contribution_of(model: &Path, features: &str, name: &str) -> f64 {
+    let r = churn(&[
+        "explain",
+        "--model",
+        model.to_str().unwrap(),
+        "--features",
+        features,
+        "--json",
+    ]);
+    assert!(r.ok, "explain failed: {}", r.stderr);
+    let out = json(&r.stdout);
+    out["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["feature"] == name)
+        .unwrap_or_else(|| panic!("no contribution for {name}: {out}"))["contribution"]
+        .as_f64()
+        .unwrap()
+}
+
+#[test]
+fn few_rows_and_a_constant_column_give_fewer_bins_or_no_shape_and_out_of_range_values_use_the_edge_bins()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    // 40 rows: x carries the signal, flat is constant, few has three distinct values.
+    let mut rng = Rng(3);
+    let mut text = String::from("x,flat,few,churned\n");
+    for i in 0..40 {
+        let x = 10.0 * rng.next();
+        let y = (x > 5.0) != (rng.next() < 0.15);
+        text.push_str(&format!("{x:.3},5,{},{}\n", i % 3, y as u8));
+    }
+    let data = write(dir.path(), "small.csv", &text);
+    let (summary, model) = train(&data, &dir.path().join("m"), &["--kind", "additive"]);
+    assert_eq!(summary["kind"], "additive");
+
+    // At least 10 rows a bin: 40 rows give at most 4 bins; three values give at most 3.
+    let bins = |name: &str| {
+        let shape = &feature(&model, name)["shape"];
+        shape["edges"].as_array().map_or(0, |e| e.len() + 1)
+    };
+    assert!((2..=4).contains(&bins("x")), "x has {} bins", bins("x"));
+    assert!(
+        (1..=3).contains(&bins("few")),
+        "few has {} bins",
+        bins("few")
+    );
+    // The constant column is named in the summary and has a single bin: no shape to speak of.
+    let report = &summary["report"];
+    assert!(
+        report["constant_features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "flat"),
+        "{report}"
+    );
+    assert!(bins("flat") <= 1, "flat has {} bins", bins("flat"));
+    let notes = report["additive"]["notes"].to_string();
+    assert!(
+        notes.contains("flat"),
+        "the summary says flat has no shape: {notes}"
+    );
+
+    // Outside the training range: the edge bins' values, whatever the distance.
+    let path = Path::new(summary["model_path"].as_str().unwrap());
+    let (lo, hi) = (
+        contribution_of(path, r#"{"x": 0.0, "flat": 5, "few": 1}"#, "x"),
+        contribution_of(path, r#"{"x": 9.999, "flat": 5, "few": 1}"#, "x"),
+    );
+    assert!(hi > lo, "the x > 5 threshold is learned: {lo} .. {hi}");
+    let far_low = contribution_of(path, r#"{"x": -1e9, "flat": 5, "few": 1}"#, "x");
+    let far_high = contribution_of(path, r#"{"x": 1e9, "flat": 5, "few": 1}"#, "x");
+    assert_eq!(far_low, lo);
+    assert_eq!(far_high, hi);
+    // A constant column's value, seen or not, moves nothing.
+    let flat_seen = contribution_of(path, r#"{"x": 1, "flat": 5, "few": 1}"#, "flat");
+    let flat_new = contribution_of(path, r#"{"x": 1, "flat": 500, "few": 1}"#, "flat");
+    assert_eq!(flat_seen, flat_new);
+}
