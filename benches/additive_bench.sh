@@ -3,7 +3,8 @@
 # four on the same train/test files in one run:
 #   - telco: the 70/30 split of the acceptance checks (../shared/checks/lib/split.py);
 #   - cdnow: `churn features` on the CDNOW log (README's spec and dates), a backtest by time:
-#     trained on snapshots up to 90 days (the horizon) before 1997-10-28, tested on those from then on.
+#     trained on the snapshots more than 90 days (the horizon) before 1997-10-28 (04-01 to 06-30),
+#     tested on those from 1997-10-28 on.
 # Peers come from PyPI into a venv (~/.cache/churn-bench-venv).
 # usage: bash benches/additive_bench.sh [telco|cdnow ...]   (after cargo build --release)
 set -euo pipefail

@@ -37,13 +37,49 @@ pub struct PairTerm {
     pub axes: [Axis; 2],
     pub table: Vec<f64>,
     cols: usize,
+    /// Per side, when its coarse edges are all edges of the feature's shape (as training cuts
+    /// them): the coarse bin of each fine bin, so scoring reads it instead of searching again.
+    fine: [Option<Vec<u32>>; 2],
 }
 
 impl PairTerm {
-    /// The term's centred value for the resolved values of its two features.
+    /// The term's centred value for the resolved values of its two features, given their fine
+    /// shape bins (`bin_of` the shape's edges at the resolved number; unused for other sides).
     #[inline]
-    pub fn value(&self, a: Resolved, b: Resolved) -> f64 {
-        self.table[self.axes[0].bin(a) * self.cols + self.axes[1].bin(b)]
+    pub fn value(&self, a: Resolved, b: Resolved, fine_bins: [usize; 2]) -> f64 {
+        self.table[self.side(0, a, fine_bins[0]) * self.cols + self.side(1, b, fine_bins[1])]
+    }
+
+    #[inline]
+    fn side(&self, k: usize, r: Resolved, fine_bin: usize) -> usize {
+        match &self.fine[k] {
+            Some(map) => map[fine_bin] as usize,
+            None => self.axes[k].bin(r),
+        }
+    }
+
+    /// Links the numeric sides to their features' shape edges (None: not a shape).
+    pub fn link_shapes(&mut self, shapes: [Option<&[f64]>; 2]) {
+        for (k, shape) in shapes.into_iter().enumerate() {
+            let (Some(fine), Axis::Edges(coarse)) = (shape, &self.axes[k]) else {
+                continue;
+            };
+            if !coarse.iter().all(|c| fine.contains(c)) {
+                continue;
+            }
+            // Fine bin b holds fine[b-1] <= x < fine[b]; each coarse edge is a fine edge, so the
+            // coarse edges at or below x are those at or below fine[b-1].
+            let map = (0..=fine.len())
+                .map(|b| {
+                    if b == 0 {
+                        0
+                    } else {
+                        bin_of(coarse, fine[b - 1]) as u32
+                    }
+                })
+                .collect();
+            self.fine[k] = Some(map);
+        }
     }
 
     pub fn cols(&self) -> usize {
@@ -159,6 +195,7 @@ pub fn compile_pair(p: &PairEntry, schema: &FeatureSchema) -> Result<PairTerm, S
         axes: [a, b],
         table: p.values.iter().map(|v| v - mean).collect(),
         cols,
+        fine: [None, None],
     })
 }
 

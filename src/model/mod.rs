@@ -124,6 +124,8 @@ pub struct RowScratch {
     /// halves were added, and each pair term's centred value.
     pub mains: Vec<f64>,
     pub pair_values: Vec<f64>,
+    /// With pairs: each binned feature's shape bin at its resolved number (0 for the others).
+    pub bins: Vec<usize>,
 }
 
 impl RowScratch {
@@ -301,7 +303,12 @@ impl ChurnModel {
         let schema = FeatureSchema::new(defs);
         let mut pairs = Vec::with_capacity(file.pairs.len());
         for p in &file.pairs {
-            pairs.push(additive::compile_pair(p, &schema)?);
+            let mut pair = additive::compile_pair(p, &schema)?;
+            pair.link_shapes(pair.features.map(|i| match &terms[i] {
+                Term::Binned { edges, .. } => Some(edges.as_slice()),
+                _ => None,
+            }));
+            pairs.push(pair);
         }
         if file.kind == ModelKind::Additive {
             let expected = file.intercept + additive::means_sum(&file.features, &file.pairs);
@@ -426,6 +433,11 @@ impl ChurnModel {
         s.notes.clear();
         s.violations.clear();
         let mut logit = self.baseline;
+        let has_pairs = !self.pairs.is_empty();
+        if has_pairs {
+            s.bins.clear();
+            s.bins.resize(n, 0);
+        }
         for (i, (term, v)) in self.terms.iter().zip(row).enumerate() {
             let (r, note) = match self.schema.resolve(i, *v, strict) {
                 Ok(x) => x,
@@ -451,10 +463,15 @@ impl ChurnModel {
                     Resolved::Number(x),
                     _,
                 ) => {
+                    // An imputed number's bin still places it in pair tables, as in training.
+                    let bin = additive::bin_of(edges, x);
+                    if has_pairs {
+                        s.bins[i] = bin;
+                    }
                     if note == Note::Imputed {
                         *missing
                     } else {
-                        contribution[additive::bin_of(edges, x)]
+                        contribution[bin]
                     }
                 }
                 _ => unreachable!("schema and terms are built together"),
@@ -486,7 +503,7 @@ impl ChurnModel {
         s.pair_values.clear();
         for p in &self.pairs {
             let [a, b] = p.features;
-            let v = p.value(s.resolved[a], s.resolved[b]);
+            let v = p.value(s.resolved[a], s.resolved[b], [s.bins[a], s.bins[b]]);
             s.contributions[a] += 0.5 * v;
             s.contributions[b] += 0.5 * v;
             s.pair_values.push(v);
