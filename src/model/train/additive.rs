@@ -47,7 +47,8 @@ const PAIR_SCORE_ROWS: usize = 200_000;
 /// Candidate pairs are drawn from at most this many features (the strongest main effects).
 const PAIR_CANDIDATE_FEATURES: usize = 40;
 const CHUNK_ROWS: usize = 2048;
-/// L-BFGS stops at this norm of the mean-loss gradient, or after this many iterations.
+/// L-BFGS stops at this norm of the gradient in the preconditioned coordinates u (about the
+/// Newton decrement, √(2·excess mean loss)), or after this many iterations.
 const GRADIENT_TOLERANCE: f64 = 1e-4;
 const MAX_ITERATIONS: u64 = 500;
 
