@@ -8,8 +8,10 @@ Builds a Telco-shaped CSV of N rows (the 7,043 Telco rows repeated with unique i
   - churn: `churn score` with probability, tier and the top-3 reasons.
 With --parquet, the same rows as Parquet, Parquet to Parquet (pandas: read_parquet/to_parquet via
 pyarrow). With --churn-only, pandas is skipped (for the 10M-row memory run).
-Reports rows/s and peak RSS of each. Usage (from the project root, after cargo build --release):
-  python benches/batch_vs_pandas.py [--rows 1000000] [--parquet] [--churn-only]
+With --model given more than once (e.g. the bundled linear model and an additive one), churn scores
+the same file with each in turn. Reports rows/s and peak RSS of each. Usage (from the project
+root, after cargo build --release):
+  python benches/batch_vs_pandas.py [--rows 1000000] [--parquet] [--churn-only] [--model DIR ...]
 """
 import argparse, csv, os, resource, subprocess, tempfile, time
 
@@ -26,7 +28,9 @@ ap.add_argument("--rows", type=int, default=1_000_000)
 ap.add_argument("--bin", default="target/release/churn")
 ap.add_argument("--parquet", action="store_true")
 ap.add_argument("--churn-only", action="store_true")
+ap.add_argument("--model", action="append", help="model folder or file (default models/telco)")
 a = ap.parse_args()
+a.model = a.model or ["models/telco"]
 
 src = "data/telco_customer_churn.csv"
 with open(src, newline="") as f:
@@ -50,9 +54,9 @@ num = make_pipeline(SimpleImputer(strategy="median"),
 pre = ColumnTransformer([("num", num, numeric), ("cat", OneHotEncoder(handle_unknown="ignore"), categorical)])
 clf = make_pipeline(pre, LogisticRegression(C=0.1, max_iter=5000)).fit(df[numeric + categorical], df["Churn"] == "Yes")
 
-def churn_run(src, out):
+def churn_run(model, src, out):
     t0 = time.perf_counter()
-    res = subprocess.run(["/usr/bin/time", "-f", "%M", a.bin, "score", "--model", "models/telco", "--input", src, "--output", out],
+    res = subprocess.run(["/usr/bin/time", "-f", "%M", a.bin, "score", "--model", model, "--input", src, "--output", out],
                          capture_output=True, text=True, check=True)
     secs = time.perf_counter() - t0
     return secs, int(res.stderr.strip().splitlines()[-1]) / 1024
@@ -95,9 +99,13 @@ if a.parquet:
     runs.append(("Parquet", pq, ".parquet"))
 os.sync()
 for name, src, ext in runs:
-    churn_s, churn_rss = churn_run(src, os.path.join(tmp, "churn" + ext))
-    print(f"{name}: churn score (probability, tier, top-3 reasons): {churn_s:.2f} s, {a.rows / churn_s:,.0f} rows/s, peak RSS {churn_rss:.0f} MB")
+    times = []
+    for model in a.model:
+        churn_s, churn_rss = churn_run(model, src, os.path.join(tmp, "churn" + ext))
+        print(f"{name}: churn score {model} (probability, tier, top-3 reasons): {churn_s:.2f} s, {a.rows / churn_s:,.0f} rows/s, peak RSS {churn_rss:.0f} MB")
+        times.append((model, churn_s))
     if not a.churn_only:
         pandas_s, pandas_rss = pandas_run(src, os.path.join(tmp, "pandas" + ext))
         print(f"{name}: pandas + scikit-learn (probability only): {pandas_s:.2f} s, {a.rows / pandas_s:,.0f} rows/s, peak RSS {pandas_rss:.0f} MB")
-        print(f"{name}: churn is {pandas_s / churn_s:.1f}x pandas")
+        for model, churn_s in times:
+            print(f"{name}: churn {model} is {pandas_s / churn_s:.1f}x pandas")

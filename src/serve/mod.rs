@@ -223,6 +223,9 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         }
         None => None,
     };
+    // The SIGHUP handler is in place before the ports are announced, so a SIGHUP sent as soon
+    // as they are reloads instead of killing the process.
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     // Tests and scripts read this line to learn the ports (e.g. with --addr 127.0.0.1:0).
     println!(
         "churn serve: gRPC on {local} ({}){}; models: {}",
@@ -253,10 +256,11 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         let tls = tls.clone();
         let reporter = reporter.clone();
         let poll = cfg.poll;
+        let mut hup = hup;
         tokio::spawn(async move {
-            let mut hup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-            let mut tick = tokio::time::interval(poll);
+            // The models were loaded just above: the first timed reload is one interval away,
+            // not immediate (an immediate tick could pick up a file written after start-up).
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + poll, poll);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
