@@ -235,6 +235,123 @@ denominator = "buy_total"
 }
 
 #[test]
+fn a_spec_naming_no_event_types_takes_the_frequent_ones_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    // 13 events: buy 8, view 4, and one "Log In", under a 10% share.
+    let log = format!("{EVENTS}e,2020-02-20,buy,1\ne,2020-02-21,Log In,\n");
+    let ev = write(dir.path(), "events.csv", &log);
+    let spec = |extra: &str| {
+        let text = format!("[metrics]\nwindows = [\"28d\"]\nmin_type_share = 0.1\n{extra}");
+        write(dir.path(), "spec.toml", &text)
+    };
+    let snap = ["--snapshot", "2020-03-01", "--horizon", "30d"];
+    let auto = spec("");
+    let mut args = snap.to_vec();
+    args.extend(["--spec", &auto, "--json"]);
+    let (rows, run) = features(dir.path(), &ev, &args);
+    let a = row(&rows, "a", "2020-03-01").unwrap();
+    // The same counts as when the spec names the types (event_types_activity_labels_...).
+    assert_eq!(num(a, "buy_total"), 2.0);
+    assert_eq!(num(a, "view_total"), 3.0);
+    assert_eq!(num(a, "buy_28d"), 2.0);
+    assert_eq!(num(a, "view_28d"), 2.0);
+    assert_eq!(num(a, "buy_value_total"), 15.0);
+    assert!(
+        !a.contains_key("log_in_total"),
+        "a rare type has no columns"
+    );
+    let summary = json(&run.stdout);
+    let types = summary["event_types"].as_array().unwrap();
+    let names: Vec<(&str, u64, bool)> = types
+        .iter()
+        .map(|t| {
+            (
+                t["value"].as_str().unwrap(),
+                t["events"].as_u64().unwrap(),
+                t["left_out"].is_null(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [("buy", 8, true), ("view", 4, true), ("Log In", 1, false)]
+    );
+    assert!(
+        types[2]["left_out"]
+            .as_str()
+            .unwrap()
+            .contains("min_type_share"),
+        "{types:?}"
+    );
+
+    // The text summary says which types it took and which it left out, and why.
+    let mut args = snap.to_vec();
+    args.extend(["--spec", &auto]);
+    let (_, run) = features(dir.path(), &ev, &args);
+    assert!(
+        run.stdout.contains("event types from the log")
+            && run.stdout.contains("left out: Log In (1 events)"),
+        "{}",
+        run.stdout
+    );
+
+    // Left out by name, with every type kept otherwise: the rare one gets its columns.
+    let skipping = write(
+        dir.path(),
+        "skip.toml",
+        "[metrics]\nwindows = [\"28d\"]\nskip_types = [\"view\"]\nmin_type_share = 0.0\n",
+    );
+    let mut args = snap.to_vec();
+    args.extend(["--spec", &skipping]);
+    let (rows, _) = features(dir.path(), &ev, &args);
+    let e = row(&rows, "e", "2020-03-01").unwrap();
+    assert_eq!(num(e, "log_in_total"), 1.0);
+    assert_eq!(num(e, "buy_total"), 1.0);
+    assert!(!e.contains_key("view_total"));
+
+    // Turned off: totals only.
+    let off = write(
+        dir.path(),
+        "off.toml",
+        "[metrics]\nwindows = [\"28d\"]\nauto_types = false\n",
+    );
+    let mut args = snap.to_vec();
+    args.extend(["--spec", &off]);
+    let (rows, run) = features(dir.path(), &ev, &args);
+    assert!(!rows[0].contains_key("buy_total"));
+    assert!(!run.stdout.contains("event types from the log"));
+
+    // Parquet input counts the types the same way.
+    let pq = dir.path().join("events.parquet");
+    write_parquet_events(&pq);
+    let mut args = snap.to_vec();
+    args.extend(["--spec", &auto]);
+    let (from_parquet, _) = features(dir.path(), pq.to_str().unwrap(), &args);
+    let a = row(&from_parquet, "a", "2020-03-01").unwrap();
+    assert_eq!(num(a, "view_total"), 3.0);
+
+    // A share outside [0, 1] is refused naming the key.
+    let bad = write(dir.path(), "bad.toml", "[metrics]\nmin_type_share = 5\n");
+    let out = dir.path().join("bad.csv");
+    let r = churn(&[
+        "features",
+        "--events",
+        &ev,
+        "--spec",
+        &bad,
+        "--snapshot",
+        "2020-03-01",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !r.ok && r.stderr.contains("metrics.min_type_share"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn subscriptions_give_the_population_the_facts_and_the_label() {
     let dir = tempfile::tempdir().unwrap();
     let ev = write(

@@ -3,7 +3,7 @@
 //! transaction).
 //!
 //! The columns are defined once, by [`OutputSpec::columns`]: id, churn_probability, risk_tier,
-//! [rank], reason_1, contribution_1, ..., model. CSV, Parquet, PostgreSQL and the rank pass all
+//! [rank], reason_1, contribution_1, ..., [health_score, health_band, action], model. CSV, Parquet, PostgreSQL and the rank pass all
 //! take them from there. In Parquet the model id is also the file metadata `churn.model`. With
 //! `--rank` the rank (1 = highest probability, ties share the best rank, as SQL's `rank()`) needs
 //! every probability first, so a file is written once without it and then rewritten with it.
@@ -15,6 +15,9 @@ use crate::io::csv_records::{Record, RecordParser, split_ranges};
 use crate::io::csv_write::{csv_field, push_csv_field, push_f64};
 use crate::io::postgres::{self, OutColumn, PgTableWriter, TableSpec};
 use crate::model::RiskTier;
+#[cfg(doc)]
+use crate::model::health::Action;
+use crate::model::health::HealthScore;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use rayon::prelude::*;
@@ -47,6 +50,8 @@ pub struct OutputSpec {
     pub rank: bool,
     pub model_id: String,
     pub feature_names: Vec<String>,
+    /// The model has usage health: `health_score`, `health_band` and `action` columns.
+    pub health: bool,
 }
 
 /// A column's type in every output format.
@@ -78,6 +83,11 @@ impl OutputSpec {
             c.push((format!("reason_{k}"), ColumnType::Text));
             c.push((format!("contribution_{k}"), ColumnType::Float));
         }
+        if self.health {
+            c.push(("health_score".into(), ColumnType::Float));
+            c.push(("health_band".into(), ColumnType::Text));
+            c.push(("action".into(), ColumnType::Text));
+        }
         if with_model {
             c.push(("model".into(), ColumnType::Text));
         }
@@ -95,6 +105,8 @@ pub struct ScoredCols {
     pub tier: Vec<RiskTier>,
     /// `top_k` entries a row: (feature, contribution), None past the reasons found.
     pub reasons: Vec<Option<(u32, f64)>>,
+    /// With health: each row's health and action.
+    pub health: Vec<HealthScore>,
 }
 
 /// A rejected row, located within its part.
@@ -115,6 +127,8 @@ pub(crate) struct Part {
     pub(crate) lines: u64,
     pub(crate) other_shards: u64,
     pub(crate) tiers: [u64; 3],
+    /// With health: rows per action, in [`Action::ALL`] order.
+    pub(crate) actions: [u64; 4],
     pub(crate) rejects: Vec<Reject>,
     /// Scored rows as CSV lines (CSV file or table output).
     pub(crate) csv: Vec<u8>,
@@ -162,6 +176,7 @@ impl RowFormat {
 
     /// Appends one scored row: its id, probability, tier and reasons (feature indices, largest
     /// first) with their contributions, in the columns of [`OutputSpec::columns`].
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn push(
         &self,
         part: &mut Part,
@@ -170,6 +185,7 @@ impl RowFormat {
         tier: RiskTier,
         reasons: &[usize],
         contributions: &[f64],
+        health: Option<HealthScore>,
     ) {
         part.tiers[match tier {
             RiskTier::High => 0,
@@ -196,6 +212,15 @@ impl RowFormat {
                     out.push(b',');
                 }
             }
+            if let Some(h) = health {
+                part.actions[h.action as usize] += 1;
+                out.push(b',');
+                push_f64(out, h.score);
+                out.push(b',');
+                out.extend_from_slice(h.band.as_str().as_bytes());
+                out.push(b',');
+                out.extend_from_slice(h.action.as_str().as_bytes());
+            }
             out.push(b',');
             out.extend_from_slice(&self.csv_model);
             out.push(b'\n');
@@ -208,6 +233,10 @@ impl RowFormat {
             for k in 0..self.top_k {
                 c.reasons
                     .push(reasons.get(k).map(|&i| (i as u32, contributions[i])));
+            }
+            if let Some(h) = health {
+                part.actions[h.action as usize] += 1;
+                c.health.push(h);
             }
         }
     }
@@ -425,6 +454,18 @@ impl Output {
                     )));
                     arrays.push(Arc::new(Float64Array::from_iter(
                         picked.iter().map(|r| r.map(|(_, c)| c)),
+                    )));
+                }
+                if spec.health {
+                    let h = || cols.clone().flat_map(|c| c.health.iter());
+                    arrays.push(Arc::new(Float64Array::from_iter_values(
+                        h().map(|h| h.score),
+                    )));
+                    arrays.push(Arc::new(StringArray::from_iter_values(
+                        h().map(|h| h.band.as_str()),
+                    )));
+                    arrays.push(Arc::new(StringArray::from_iter_values(
+                        h().map(|h| h.action.as_str()),
                     )));
                 }
                 let batch = RecordBatch::try_new(schema.clone(), arrays)

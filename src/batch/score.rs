@@ -51,6 +51,8 @@ pub struct ScoreSummary {
     pub high: u64,
     pub medium: u64,
     pub low: u64,
+    /// With health: rows per action (RESCUE, RENEW, ONBOARD, GROW); empty without.
+    pub actions: Vec<(String, u64)>,
     pub seconds: f64,
     pub rows_per_second: f64,
     pub rejects_file: Option<PathBuf>,
@@ -159,6 +161,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
         rank: job.rank,
         model_id: model.id().to_string(),
         feature_names: features.iter().map(|f| f.name.clone()).collect(),
+        health: model.health().is_some(),
     };
     let output = Output::create(&job.output, &spec)?;
     let format = RowFormat::new(&spec, output.wants_csv());
@@ -200,6 +203,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     };
     let mut progress = Progress::new("rows");
     let mut probs: Vec<f64> = Vec::new();
+    let mut actions = [0u64; 4];
     let mut next_line = source.first_number();
     let mut next_row = 1u64;
     let parts = rayon::current_num_threads() * 4;
@@ -267,6 +271,9 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
             sum.high += part.tiers[0];
             sum.medium += part.tiers[1];
             sum.low += part.tiers[2];
+            for (k, n) in part.actions.iter().enumerate() {
+                actions[k] += n;
+            }
             sum.scored += part.scored();
             if job.rank {
                 probs.extend_from_slice(&part.probs);
@@ -298,6 +305,12 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
             "{} rows scored but {written} written",
             sum.scored
         )));
+    }
+    if model.health().is_some() {
+        sum.actions = crate::model::health::Action::ALL
+            .iter()
+            .map(|a| (a.as_str().to_string(), actions[*a as usize]))
+            .collect();
     }
     sum.seconds = start.elapsed().as_secs_f64();
     sum.rows_per_second = sum.rows_read as f64 / sum.seconds.max(1e-9);
@@ -484,6 +497,7 @@ impl<'m> Scorer<'m> {
             score.tier,
             &s.top,
             &s.row.contributions,
+            score.health,
         );
     }
 }

@@ -94,6 +94,19 @@ pub fn run(a: ExplainArgs) -> Result<()> {
                 .map(|t| serde_json::json!({"features": t.features, "value": t.value}))
                 .collect();
         }
+        if let Some(h) = e.health {
+            out["health_score"] = serde_json::json!(h.score);
+            out["health_band"] = serde_json::json!(h.band.as_str());
+            out["action"] = serde_json::json!(h.action.as_str());
+            out["health_reasons"] = e
+                .health_reasons
+                .iter()
+                .take(a.top_k)
+                .map(|r| {
+                    serde_json::json!({"measure": r.measure, "value": r.value, "percentile": r.percentile})
+                })
+                .collect();
+        }
         print_json(&out);
         return Ok(());
     }
@@ -115,6 +128,24 @@ pub fn run(a: ExplainArgs) -> Result<()> {
             format!("{} = {}", c.feature, v),
             c.contribution
         );
+    }
+    match e.health {
+        Some(h) => {
+            println!(
+                "health {:.1} ({}); action {}; lowest usage (percentile among training customers, higher is healthier):",
+                h.score,
+                h.band.as_str(),
+                h.action.as_str()
+            );
+            for r in e.health_reasons.iter().take(a.top_k) {
+                println!(
+                    "  {:<40} {:5.1}",
+                    format!("{} = {}", r.measure, r.value),
+                    r.percentile
+                );
+            }
+        }
+        None => println!("health: none (the model has no usage measures)"),
     }
     if !e.imputed.is_empty() {
         println!("imputed (missing): {}", e.imputed.join(", "));

@@ -164,6 +164,37 @@ pub fn run(a: FeaturesArgs) -> Result<()> {
             .map(|d| format!("; data until {d}"))
             .unwrap_or_default()
     );
+    if !s.event_types.is_empty() {
+        let kept: Vec<String> = s
+            .event_types
+            .iter()
+            .filter(|t| t.left_out.is_none())
+            .map(|t| {
+                if t.name == t.value {
+                    format!("{} ({})", t.value, t.events)
+                } else {
+                    format!("{} as {} ({})", t.value, t.name, t.events)
+                }
+            })
+            .collect();
+        println!(
+            "event types from the log (the spec names none): {} of {} kept: {}",
+            kept.len(),
+            s.event_types.len(),
+            kept.join(", ")
+        );
+        for t in s.event_types.iter().filter(|t| t.left_out.is_some()) {
+            println!(
+                "  left out: {} ({} events): {}",
+                t.value,
+                t.events,
+                t.left_out.as_deref().unwrap_or_default()
+            );
+        }
+        println!(
+            "  (to keep these columns when the log changes, name the types in the spec's metrics.event_types)"
+        );
+    }
     for snap in &s.snapshots {
         if label == LabelKind::None {
             println!("snapshot {}: {} customers", snap.snapshot, snap.rows);

@@ -173,6 +173,10 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         s.rows_per_second
     );
     println!("tiers: HIGH {}, MEDIUM {}, LOW {}", s.high, s.medium, s.low);
+    if !s.actions.is_empty() {
+        let a: Vec<String> = s.actions.iter().map(|(a, n)| format!("{a} {n}")).collect();
+        println!("actions: {}", a.join(", "));
+    }
     println!("wrote {}", output.describe());
     if let Some(r) = &s.rejects_file {
         println!("rejected rows: {}", r.display());

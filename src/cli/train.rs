@@ -86,6 +86,17 @@ pub struct TrainArgs {
     /// Additive: most bins per numeric feature (fewer where the data has fewer values or rows).
     #[arg(long, default_value_t = 64)]
     max_bins: u32,
+    /// Usage measures for the health score (comma-separated numeric features), or "none". Default:
+    /// for a table from `churn features` (one with a snapshot column), its activity metrics
+    /// (event counts, active days, per-type counts and values); otherwise no health.
+    #[arg(long)]
+    usage: Option<String>,
+    /// Weights of usage measures, e.g. active_days_28d=2,events_7d=0.5 (the others weigh 1).
+    #[arg(long)]
+    usage_weights: Option<String>,
+    /// Health band cut-offs RED,GREEN: RED below the first, YELLOW below the second, GREEN from it.
+    #[arg(long, default_value = "40,70")]
+    health_bands: String,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -154,6 +165,49 @@ pub fn run(a: TrainArgs) -> Result<()> {
         )));
     }
     opts.smoothing = a.smoothing;
+    opts.usage = a.usage.as_deref().map(|u| {
+        if u.trim() == "none" {
+            Vec::new()
+        } else {
+            split_list(&[u.to_string()])
+        }
+    });
+    opts.usage_weights = match &a.usage_weights {
+        Some(w) => split_list(std::slice::from_ref(w))
+            .iter()
+            .map(|kv| {
+                let bad = || {
+                    Error::Usage(format!(
+                        "--usage-weights {kv}: expected MEASURE=WEIGHT with a positive weight"
+                    ))
+                };
+                let (k, v) = kv.split_once('=').ok_or_else(bad)?;
+                let v: f64 = v.trim().parse().map_err(|_| bad())?;
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(bad());
+                }
+                Ok((k.trim().to_string(), v))
+            })
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    opts.health_bands = {
+        let bad = || {
+            Error::Usage(format!(
+                "--health-bands {}: expected RED,GREEN cut-offs with 0 <= RED <= GREEN <= 100, e.g. 40,70",
+                a.health_bands
+            ))
+        };
+        let (r, g) = a.health_bands.split_once(',').ok_or_else(bad)?;
+        let (r, g): (f64, f64) = (
+            r.trim().parse().map_err(|_| bad())?,
+            g.trim().parse().map_err(|_| bad())?,
+        );
+        if !(0.0..=100.0).contains(&r) || !(r..=100.0).contains(&g) {
+            return Err(bad());
+        }
+        [r, g]
+    };
     if a.max_bins < 2 {
         return Err(Error::Usage(format!(
             "--max-bins {} must be at least 2",
@@ -193,6 +247,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             "l2_chosen_by": model.training.l2_chosen_by,
             "solver": model.training.solver,
             "tiers": model.tiers,
+            "health": r.health,
             "metrics": model.metrics,
         }));
         return Ok(());
@@ -303,6 +358,27 @@ pub fn run(a: TrainArgs) -> Result<()> {
         model.tiers.medium,
         100.0 * model.tiers.medium_share
     );
+    if r.health.measures.is_empty() {
+        println!("health: no usage measures ({})", r.health.chosen_by);
+    } else {
+        let list: Vec<String> = r
+            .health
+            .measures
+            .iter()
+            .map(|(m, d, auc, _)| {
+                format!(
+                    "{m} ({} is healthier, AUC {auc:.3})",
+                    if *d > 0 { "more" } else { "less" }
+                )
+            })
+            .collect();
+        println!(
+            "health: {} usage measures ({}): {}",
+            list.len(),
+            r.health.chosen_by,
+            list.join(", ")
+        );
+    }
     let iters = t
         .solver
         .iterations

@@ -198,3 +198,81 @@ impl EventReader {
         result.map(|()| events)
     }
 }
+
+/// The events of each type in the log, most frequent first (ties by type), read in one pass over
+/// the type column alone; empty type cells are not counted. A row the main read would refuse
+/// ends the count early: that read reports it with its line.
+pub fn count_types(
+    mut source: Box<dyn BlockSource>,
+    column: &str,
+    chunk_rows: usize,
+) -> Result<Vec<(String, u64)>> {
+    use std::collections::HashMap;
+    source.select(&[column.to_string()])?;
+    let parts = rayon::current_num_threads() * 4;
+    let (rx, reader) = crate::io::blocks::read_ahead(source, chunk_rows);
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    let merge = |into: &mut HashMap<String, u64>, part: HashMap<String, u64>| {
+        for (t, n) in part {
+            *into.entry(t).or_default() += n;
+        }
+    };
+    let count_cell = |part: &mut HashMap<String, u64>, c: Cell<'_>| {
+        if let Some(t) = rows::text(c) {
+            match part.get_mut(t.as_ref()) {
+                Some(n) => *n += 1,
+                None => {
+                    part.insert(t.into_owned(), 1);
+                }
+            }
+        }
+    };
+    let mut result = Ok(());
+    for msg in &rx {
+        let block = match msg {
+            Ok((block, _)) => block,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        let done: Vec<Option<HashMap<String, u64>>> = match &block {
+            Block::Csv { bytes, layout } => crate::io::csv_records::split_ranges(bytes, parts)
+                .into_par_iter()
+                .map(|(a, b)| {
+                    let mut part = HashMap::new();
+                    rows::each_csv_record(&bytes[a..b], layout, |cells| {
+                        count_cell(&mut part, cells[0]);
+                        Ok(())
+                    })
+                    .ok()
+                    .map(|_| part)
+                })
+                .collect(),
+            Block::Arrow { columns, rows: n } => crate::io::blocks::arrow_ranges(*n, parts)
+                .into_par_iter()
+                .map(|(a, b)| {
+                    let view = ArrowColumn::new(&columns[0]);
+                    let mut part = HashMap::new();
+                    for i in a..b {
+                        count_cell(&mut part, view.get(i));
+                    }
+                    Some(part)
+                })
+                .collect(),
+        };
+        let complete = done.iter().all(Option::is_some);
+        for part in done.into_iter().flatten() {
+            merge(&mut counts, part);
+        }
+        if !complete {
+            break;
+        }
+    }
+    drop(rx);
+    reader.join().expect("reader thread");
+    result?;
+    let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(counts)
+}

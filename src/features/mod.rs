@@ -76,6 +76,9 @@ pub struct FeatureSummary {
     pub rows: u64,
     pub label: LabelKind,
     pub columns: Vec<String>,
+    /// With a spec naming no event types: every type of the log, most frequent first, and
+    /// whether it got columns (empty when the spec names them or the log has no type column).
+    pub event_types: Vec<spec::TypeChoice>,
     pub snapshots: Vec<SnapshotSummary>,
     /// The latest day the inputs reach (an event, or a subscription start).
     pub data_until: Option<String>,
@@ -123,6 +126,36 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
             ),
         ));
     }
+    // A spec naming no event types takes them from the log: a first pass counts each type.
+    let auto_types = has_type && metrics_spec.event_types.is_empty() && metrics_spec.auto_types;
+    let (chosen, resolved);
+    let r = if auto_types {
+        let (src, _) = job.events.open(job.delimiter)?;
+        let counts = events::count_types(src, &cols.event_type, job.chunk_rows)?;
+        chosen = spec::choose_types(&counts, metrics_spec);
+        let mut with_types = r.clone();
+        with_types.spec.metrics.event_types = chosen
+            .iter()
+            .filter(|t| t.left_out.is_none())
+            .map(|t| spec::EventTypeSpec::Named {
+                value: t.value.clone(),
+                name: t.name.clone(),
+            })
+            .collect();
+        // Columns in the order of the types' values, so that tables from logs where the types
+        // rank differently still line up.
+        with_types
+            .spec
+            .metrics
+            .event_types
+            .sort_by(|a, b| natural_cmp(a.value(), b.value()));
+        resolved = with_types;
+        &resolved
+    } else {
+        chosen = Vec::new();
+        r
+    };
+    let (cols, metrics_spec) = (&r.spec.events, &r.spec.metrics);
     let has_value = has(&cols.value);
     let mut columns = vec![cols.customer_id.clone(), cols.timestamp.clone()];
     let type_at = has_type.then(|| {
@@ -303,6 +336,7 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
         rows,
         label: job.label,
         columns: metric_cols.iter().map(|c| c.name.clone()).collect(),
+        event_types: chosen,
         snapshots,
         data_until: last_event.max(latest_start).map(time::format_day),
         bytes_per_customer: shards[0].bytes_per_customer(),

@@ -80,8 +80,17 @@ pub struct MetricsSpec {
     pub frequency: bool,
     pub monetary: bool,
     pub active_days: bool,
-    /// Event types with their own counts (and values) per window.
+    /// Event types with their own counts (and values) per window. When none is named and the
+    /// log has a type column, every type with enough events is taken (see [`choose_types`]).
     pub event_types: Vec<EventTypeSpec>,
+    /// Whether a spec naming no event types takes them from the log.
+    pub auto_types: bool,
+    /// Taken from the log: types with at least this share of the events...
+    pub min_type_share: f64,
+    /// ...the most frequent this many at most...
+    pub max_types: usize,
+    /// ...except these.
+    pub skip_types: Vec<String>,
     /// Adds `log_<metric>` = ln(1 + x) for each named metric.
     pub log: Vec<String>,
     pub ratio: Vec<RatioSpec>,
@@ -148,6 +157,10 @@ impl Default for MetricsSpec {
             monetary: true,
             active_days: true,
             event_types: Vec::new(),
+            auto_types: true,
+            min_type_share: 0.001,
+            max_types: 30,
+            skip_types: Vec::new(),
             log: Vec::new(),
             ratio: Vec::new(),
         }
@@ -186,6 +199,81 @@ impl EventTypeSpec {
             }
         }
     }
+}
+
+/// An event type of the log as `churn features` weighed it for its own columns.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TypeChoice {
+    /// The type's value in the log.
+    pub value: String,
+    /// The stem of its columns (`<name>_total`, `<name>_<w>d`, ...); empty when left out.
+    pub name: String,
+    pub events: u64,
+    /// Why it has no columns (None: it has them).
+    pub left_out: Option<String>,
+}
+
+/// Column stems the fixed metrics use (`events_7d`, `value_total`, `trend_28d`, ...): a type
+/// whose own stem is one of them is named `type_<stem>` instead.
+const RESERVED_STEMS: [&str; 6] = [
+    "events",
+    "value",
+    "trend",
+    "active_days",
+    "early_events",
+    "early_value",
+];
+
+/// The event types taken from a log whose spec names none: every type with at least
+/// `min_type_share` of the events (counted over `counts`, most frequent first), up to
+/// `max_types`, less `skip_types`. Each is named from its value as [`EventTypeSpec::stem`] does,
+/// with `type_` before a stem the fixed metrics use and `_2`, `_3`, ... after a stem already
+/// taken. Returns every type with what became of it, in `counts` order.
+pub fn choose_types(counts: &[(String, u64)], m: &MetricsSpec) -> Vec<TypeChoice> {
+    let total: u64 = counts.iter().map(|c| c.1).sum();
+    let mut taken = std::collections::HashSet::new();
+    let mut kept = 0;
+    counts
+        .iter()
+        .map(|(value, events)| {
+            let share = *events as f64 / total.max(1) as f64;
+            let left_out = if m.skip_types.iter().any(|t| t.trim() == value) {
+                Some("in metrics.skip_types".to_string())
+            } else if share < m.min_type_share {
+                Some(format!(
+                    "{:.3}% of the events, under metrics.min_type_share ({}%)",
+                    100.0 * share,
+                    100.0 * m.min_type_share
+                ))
+            } else if kept >= m.max_types {
+                Some(format!("past metrics.max_types ({})", m.max_types))
+            } else {
+                None
+            };
+            let name = if left_out.is_none() {
+                kept += 1;
+                let mut stem = EventTypeSpec::Value(value.clone()).stem();
+                if RESERVED_STEMS.contains(&stem.as_str()) {
+                    stem = format!("type_{stem}");
+                }
+                let mut name = stem.clone();
+                let mut k = 2;
+                while !taken.insert(name.clone()) {
+                    name = format!("{stem}_{k}");
+                    k += 1;
+                }
+                name
+            } else {
+                String::new()
+            };
+            TypeChoice {
+                value: value.clone(),
+                name,
+                events: *events,
+                left_out,
+            }
+        })
+        .collect()
 }
 
 /// The spec with its durations and offset checked and turned into numbers.
@@ -263,6 +351,12 @@ impl FeatureSpec {
                 return Err(format!("{key} must name a column"));
             }
         }
+        if !(0.0..=1.0).contains(&m.min_type_share) {
+            return Err(format!(
+                "metrics.min_type_share = {}: expected a share between 0 and 1",
+                m.min_type_share
+            ));
+        }
         let mut stems = std::collections::HashSet::new();
         for t in &m.event_types {
             let stem = t.stem();
@@ -331,6 +425,65 @@ mod tests {
             .map(|t| t.stem())
             .collect();
         assert_eq!(stems, ["type_0", "like"]);
+    }
+
+    fn counts(c: &[(&str, u64)]) -> Vec<(String, u64)> {
+        c.iter().map(|(t, n)| (t.to_string(), *n)).collect()
+    }
+
+    #[test]
+    fn types_from_the_log_keep_the_frequent_ones_named_apart() {
+        let mut m = MetricsSpec {
+            min_type_share: 0.01,
+            max_types: 4,
+            skip_types: vec!["heartbeat".into()],
+            ..Default::default()
+        };
+        let c = counts(&[
+            ("heartbeat", 5000),
+            ("Log In", 3000),
+            ("log-in", 1000),
+            ("events", 500),
+            ("7", 400),
+            ("export", 99),
+            ("rare", 1),
+        ]);
+        let got = choose_types(&c, &m);
+        let named: Vec<(&str, &str)> = got
+            .iter()
+            .filter(|t| t.left_out.is_none())
+            .map(|t| (t.value.as_str(), t.name.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("Log In", "log_in"),
+                ("log-in", "log_in_2"),
+                ("events", "type_events"),
+                ("7", "type_7")
+            ]
+        );
+        assert!(got[0].left_out.as_deref().unwrap().contains("skip_types"));
+        // 99 of 10,000 events is under 1%; the rare one too.
+        assert!(
+            got[5]
+                .left_out
+                .as_deref()
+                .unwrap()
+                .contains("min_type_share")
+        );
+        assert!(
+            got[6]
+                .left_out
+                .as_deref()
+                .unwrap()
+                .contains("min_type_share")
+        );
+        m.max_types = 2;
+        m.min_type_share = 0.0;
+        let got = choose_types(&c, &m);
+        assert_eq!(got.iter().filter(|t| t.left_out.is_none()).count(), 2);
+        assert!(got[3].left_out.as_deref().unwrap().contains("max_types"));
     }
 
     #[test]

@@ -4,14 +4,18 @@
 //!
 //! Format 2 (written now) adds `kind` (linear | additive), the additive shapes (`shape` on a
 //! numeric feature, per-level values on a categorical one, `pairs`) and, in `training`, the kinds
-//! tried with their cross-validated scores. Format 1 files are format 2 files of kind linear
+//! tried with their cross-validated scores. Format 3 adds `health` (usage measures, their
+//! percentiles and directions, the bands); a model without health is still written as format 2,
+//! so older churn versions keep reading it. Format 1 files are format 2 files of kind linear
 //! without those fields, and load and score as they always did. Field by field: `docs/model-file.md`.
 use crate::model::metrics::Metrics;
 use crate::schema::Transform;
 use serde::{Deserialize, Serialize};
 
 /// The format this churn writes; it reads [`OLDEST_FORMAT`] to this.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
+/// The format a file without health is written in (format 3 only adds `health`).
+pub const FORMAT_WITHOUT_HEALTH: u32 = 2;
 pub const OLDEST_FORMAT: u32 = 1;
 
 /// The model kind: how features become the logit.
@@ -57,7 +61,37 @@ pub struct ModelFile {
     /// term's training mean (each term is stored centred, so the two agree to rounding).
     pub baseline_logit: f64,
     pub tiers: TierCuts,
+    /// Usage health: the measures, their training percentiles and directions, and the bands.
+    /// Absent before format 3, and in models trained without usage measures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthEntry>,
     pub metrics: ModelMetrics,
+}
+
+/// How healthy a customer's usage is: the weighted mean of their percentiles on the usage
+/// measures (each oriented so that higher is healthier), 0-100, in bands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthEntry {
+    pub measures: Vec<UsageMeasure>,
+    /// RED below `bands[0]`, YELLOW below `bands[1]`, GREEN from it.
+    pub bands: [f64; 2],
+    /// How the measures were chosen: `--usage` or the activity metrics of `churn features`.
+    pub chosen_by: String,
+}
+
+/// One usage measure: a numeric feature, its direction and weight, and the 1st to 99th
+/// percentiles of its training values (missing cells imputed as scoring imputes them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageMeasure {
+    pub feature: String,
+    /// +1: more of it goes with staying; -1: less of it does. Learned from the training labels.
+    pub direction: i8,
+    pub weight: f64,
+    /// The measure's AUC for staying on the training rows (above 0.5 with `direction` applied):
+    /// how strongly the direction was learned.
+    pub staying_auc: f64,
+    /// 99 ascending values (ties repeat): the k-th is the k-th percentile of the training values.
+    pub percentiles: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

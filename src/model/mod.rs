@@ -7,6 +7,7 @@
 pub mod additive;
 pub mod evaluate;
 pub mod file;
+pub mod health;
 pub mod metrics;
 pub mod repo;
 pub mod train;
@@ -74,6 +75,8 @@ pub struct ChurnModel {
     schema: FeatureSchema,
     terms: Vec<Term>,
     pairs: Vec<PairTerm>,
+    /// Usage health, when the model has usage measures.
+    health: Option<health::Health>,
     /// The logit every row starts from: linear, the intercept (as format 1 always scored);
     /// additive, baseline_logit (the intercept plus the terms' means, which are taken out of
     /// each contribution).
@@ -142,6 +145,8 @@ pub struct RowScore {
     pub logit: f64,
     pub probability: f64,
     pub tier: RiskTier,
+    /// Usage health and the action, when the model has usage measures.
+    pub health: Option<health::HealthScore>,
 }
 
 /// One customer's score and its explanation.
@@ -158,6 +163,20 @@ pub struct Explanation {
     /// Additive: every term (main effects, then pairs), centred; empty for a linear model, whose
     /// terms are its contributions.
     pub terms: Vec<TermValue>,
+    /// Usage health and the action, when the model has usage measures.
+    pub health: Option<health::HealthScore>,
+    /// With health: every usage measure, lowest percentile first (the first few are the health
+    /// reasons).
+    pub health_reasons: Vec<HealthReasonNamed>,
+}
+
+/// A usage measure where the customer stands: its name, the value used and the oriented
+/// percentile (higher is healthier).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthReasonNamed {
+    pub measure: String,
+    pub value: f64,
+    pub percentile: f64,
 }
 
 /// One additive term's centred value for a row: a main effect (one feature) or a pair (two).
@@ -310,6 +329,10 @@ impl ChurnModel {
             }));
             pairs.push(pair);
         }
+        let health = match &file.health {
+            Some(h) => Some(health::Health::compile(h, &schema)?),
+            None => None,
+        };
         if file.kind == ModelKind::Additive {
             let expected = file.intercept + additive::means_sum(&file.features, &file.pairs);
             if (expected - file.baseline_logit).abs() > 1e-9 * expected.abs().max(1.0) {
@@ -323,6 +346,7 @@ impl ChurnModel {
             schema,
             terms,
             pairs,
+            health,
             baseline: match file.kind {
                 ModelKind::Linear => file.intercept,
                 ModelKind::Additive => file.baseline_logit,
@@ -488,10 +512,12 @@ impl ChurnModel {
             logit = self.add_pairs(s);
         }
         let probability = sigmoid(logit);
+        let tier = self.tier(probability);
         Some(RowScore {
             logit,
             probability,
-            tier: self.tier(probability),
+            tier,
+            health: self.health.as_ref().map(|h| h.score(&s.resolved, tier)),
         })
     }
 
@@ -609,7 +635,30 @@ impl ChurnModel {
             imputed,
             unseen,
             terms: self.terms_of(s),
+            health: score.health,
+            health_reasons: self.health_reasons(s, usize::MAX),
         }
+    }
+
+    /// The usage health of the model, when it has usage measures.
+    pub fn health(&self) -> Option<&health::Health> {
+        self.health.as_ref()
+    }
+
+    /// The `k` usage measures where the row just scored stands lowest (empty without health).
+    pub fn health_reasons(&self, s: &RowScratch, k: usize) -> Vec<HealthReasonNamed> {
+        let Some(h) = &self.health else {
+            return Vec::new();
+        };
+        let features = self.schema.features();
+        h.reasons(&s.resolved, k)
+            .into_iter()
+            .map(|r| HealthReasonNamed {
+                measure: features[r.feature].name.clone(),
+                value: r.value,
+                percentile: r.percentile,
+            })
+            .collect()
     }
 
     /// The additive terms of the row just scored: main effects in schema order, then pairs.
@@ -687,6 +736,12 @@ fn validate(f: &ModelFile) -> std::result::Result<(), String> {
     }
     if f.format == 1 && (f.kind != ModelKind::Linear || !f.pairs.is_empty()) {
         return Err("format 1 files are linear: kind and pairs came with format 2".into());
+    }
+    if f.format < 3 && f.health.is_some() {
+        return Err(format!(
+            "health came with format 3; this file says format {}",
+            f.format
+        ));
     }
     let additive = f.kind == ModelKind::Additive;
     if !additive && !f.pairs.is_empty() {

@@ -30,7 +30,7 @@ use crate::model::metrics;
 use crate::model::sigmoid;
 use crate::schema::{FeatureDef, FeatureKind};
 use cross_validation::cross_validate;
-use encoding::{decide_kinds, design, fit_encoding, is_constant};
+use encoding::{Input, decide_kinds, design, fit_encoding, is_constant};
 use ndarray::Array2;
 use solver::{FitOptions, LogisticFit};
 use std::collections::HashSet;
@@ -246,8 +246,14 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
         .filter(|(_, i)| i.numeric && is_constant(i.col))
         .map(|(d, _)| d.name.clone())
         .collect();
+    let (health, health_report) = fit_health(table, &inputs, &defs, &y, opts)?;
     let model = ModelFile {
-        format: FORMAT,
+        format: if health.is_some() {
+            FORMAT
+        } else {
+            crate::model::file::FORMAT_WITHOUT_HEALTH
+        },
+        health,
         kind,
         name: opts.name.clone(),
         version: 0,
@@ -298,6 +304,7 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
         kind_chosen_by,
         kinds_tried,
         additive: additive.map(|a| a.report),
+        health: health_report,
         seconds: Timings {
             encoding: encode_seconds,
             total: started.elapsed().as_secs_f64(),
@@ -305,6 +312,100 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
         },
     };
     Ok(TrainOutcome { model, report })
+}
+
+/// Usage health: the measures asked for (or, for a table from `churn features`, its activity
+/// metrics), each fitted on every row with missing cells imputed as scoring imputes them.
+fn fit_health(
+    table: &Table,
+    inputs: &[Input<'_>],
+    defs: &[FeatureDef],
+    y: &[bool],
+    opts: &TrainOptions,
+) -> Result<(
+    Option<crate::model::file::HealthEntry>,
+    options::HealthReport,
+)> {
+    use crate::model::health;
+    let path = &table.path;
+    let (names, chosen_by): (Vec<String>, String) = match &opts.usage {
+        Some(names) => (names.clone(), "--usage".into()),
+        None if table.column("snapshot").is_some() => (
+            inputs
+                .iter()
+                .filter(|i| i.numeric && health::is_activity_metric(&i.col.name))
+                .map(|i| i.col.name.clone())
+                .collect(),
+            "the activity metrics of a churn features table".into(),
+        ),
+        None => (
+            Vec::new(),
+            "none: not a churn features table and no --usage".into(),
+        ),
+    };
+    let report = |measures| options::HealthReport {
+        measures,
+        chosen_by: chosen_by.clone(),
+    };
+    for (w, _) in &opts.usage_weights {
+        if !names.contains(w) {
+            return Err(Error::Usage(format!(
+                "--usage-weights names '{w}', which is not a usage measure; the measures are: {}",
+                if names.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+    }
+    if names.is_empty() {
+        return Ok((None, report(Vec::new())));
+    }
+    let stayed: Vec<bool> = y.iter().map(|c| !c).collect();
+    let mut measures = Vec::with_capacity(names.len());
+    for name in &names {
+        let at = inputs.iter().position(|i| i.col.name == *name);
+        let Some(at) = at else {
+            return Err(Error::column(
+                path,
+                name,
+                "--usage: no such feature column (the id, label, --split-by and dropped columns are not features)",
+            ));
+        };
+        let (inp, def) = (&inputs[at], &defs[at]);
+        let FeatureKind::Numeric(enc) = &def.kind else {
+            return Err(Error::column(
+                path,
+                name,
+                "--usage: a usage measure must be numeric (a count, a sum, days active)",
+            ));
+        };
+        let values: Vec<f64> = inp
+            .col
+            .numbers
+            .iter()
+            .map(|&x| if x.is_nan() { enc.impute } else { x })
+            .collect();
+        let weight = opts
+            .usage_weights
+            .iter()
+            .find(|(w, _)| w == name)
+            .map_or(1.0, |(_, w)| *w);
+        measures.push(health::fit_measure(name, &values, &stayed, weight));
+    }
+    let summary = measures
+        .iter()
+        .map(|m| (m.feature.clone(), m.direction, m.staying_auc, m.weight))
+        .collect();
+    Ok((
+        Some(crate::model::file::HealthEntry {
+            measures,
+            bands: opts.health_bands,
+            chosen_by: chosen_by.clone(),
+        }),
+        report(summary),
+    ))
 }
 
 /// The linear kind's run: L2 by cross-validation on the training part, a fit there measured on

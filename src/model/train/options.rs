@@ -39,6 +39,13 @@ pub struct TrainOptions {
     pub smoothing: Option<f64>,
     /// Additive: most bins per numeric shape.
     pub max_bins: u32,
+    /// Usage measures for health: `Some(names)` as given (empty: no health), `None` for the
+    /// default (a table from `churn features`: its activity metrics; otherwise no health).
+    pub usage: Option<Vec<String>>,
+    /// Weights of usage measures (the others weigh 1).
+    pub usage_weights: Vec<(String, f64)>,
+    /// Health bands: RED below the first, GREEN from the second.
+    pub health_bands: [f64; 2],
 }
 
 /// `--kind`: which model kinds to fit.
@@ -86,6 +93,9 @@ impl TrainOptions {
             interactions: 10,
             smoothing: None,
             max_bins: 64,
+            usage: None,
+            usage_weights: Vec::new(),
+            health_bands: crate::model::health::DEFAULT_BANDS,
         }
     }
 
@@ -116,7 +126,16 @@ pub struct TrainReport {
     /// Additive: bins per numeric shape, the pairs kept, and notes on features with fewer bins.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub additive: Option<AdditiveReport>,
+    /// Usage health: the measures with their directions, or why the model has none.
+    pub health: HealthReport,
     pub seconds: Timings,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HealthReport {
+    /// (measure, direction, staying AUC, weight)
+    pub measures: Vec<(String, i8, f64, f64)>,
+    pub chosen_by: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
