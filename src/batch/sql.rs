@@ -34,7 +34,8 @@ fn float(x: f64) -> String {
 }
 
 /// PostgreSQL SQL that creates (or replaces) `opts.view`: id, churn_probability, risk_tier, then
-/// reason_i / contribution_i for the top-k contributions. Rows whose numeric value is outside a
+/// reason_i / contribution_i for the top-k contributions, and with usage health health_score,
+/// health_band and action. Rows whose numeric value is outside a
 /// transform's domain get NULL scores (churn rejects them).
 ///
 /// The SQL repeats the model's one cell rule (`FeatureSchema::resolve`) in SQL: NULL is missing
@@ -167,6 +168,37 @@ pub fn postgres(model: &ChurnModel, opts: &SqlOptions) -> Result<String> {
             ident(&format!("churn_p{k}"))
         ));
     }
+    // Usage health: each measure's oriented mid-rank percentile among its stored percentiles,
+    // as `health::percentile` counts it, then the weighted mean in measure order.
+    let health = f.health.as_ref();
+    if let Some(h) = health {
+        for (j, m) in h.measures.iter().enumerate() {
+            let i = model.schema().index_of(&m.feature).expect("validated");
+            let FeatureKind::Numeric(enc) = &features[i].kind else {
+                unreachable!("usage measures are numeric")
+            };
+            let x = format!(
+                "COALESCE({}::float8, {})",
+                ident(&m.feature),
+                float(enc.impute)
+            );
+            let edges: Vec<String> = m.percentiles.iter().map(|e| float(*e)).collect();
+            let p = format!(
+                "100::float8 * (SELECT count(*) FILTER (WHERE e < {x}) + count(*) FILTER (WHERE e <= {x}) FROM unnest(ARRAY[{}]::float8[]) AS e)::float8 / {}::float8",
+                edges.join(", "),
+                2 * m.percentiles.len()
+            );
+            let oriented = if m.direction < 0 {
+                format!("100::float8 - {p}")
+            } else {
+                p
+            };
+            cols.push(format!(
+                "    {oriented} AS {}",
+                ident(&format!("churn_h{j}"))
+            ));
+        }
+    }
     let _ = writeln!(sql, "{}", cols.join(",\n"));
     let _ = writeln!(sql, "  FROM {}\n),", ident(&opts.table));
     // Each contribution: its main term plus half of each pair term it is in, in pair order.
@@ -217,6 +249,27 @@ pub fn postgres(model: &ChurnModel, opts: &SqlOptions) -> Result<String> {
     ));
     for k in 1..=opts.top_k {
         out.push(format!("  r.reason_{k}, r.contribution_{k}"));
+    }
+    if let Some(h) = health {
+        let total: f64 = h.measures.iter().map(|m| m.weight).sum();
+        let sum: Vec<String> = h
+            .measures
+            .iter()
+            .enumerate()
+            .map(|(j, m)| format!("{} * p.{}", float(m.weight), ident(&format!("churn_h{j}"))))
+            .collect();
+        let score = format!("({}) / {}", sum.join(" + "), float(total));
+        out.push(format!("  {score} AS health_score"));
+        let [red, green] = h.bands;
+        let red_when = format!("{score} < {}", float(red));
+        out.push(format!(
+            "  CASE WHEN {red_when} THEN 'RED' WHEN {score} < {} THEN 'YELLOW' ELSE 'GREEN' END AS health_band",
+            float(green)
+        ));
+        out.push(format!(
+            "  CASE WHEN p.churn_probability IS NULL THEN NULL WHEN p.churn_probability >= {m} AND {red_when} THEN 'RESCUE' WHEN p.churn_probability >= {m} THEN 'RENEW' WHEN {red_when} THEN 'ONBOARD' ELSE 'GROW' END AS action",
+            m = float(f.tiers.medium)
+        ));
     }
     let _ = writeln!(sql, "SELECT\n{}\nFROM probabilities p", out.join(",\n"));
     if opts.top_k > 0 {

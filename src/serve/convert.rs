@@ -90,9 +90,46 @@ pub fn score(
             imputed_features: named(Note::Imputed),
             unseen_levels: named(Note::Unseen),
             error: None,
+            health_score: score.health.map(|h| h.score),
+            health_band: score
+                .health
+                .map_or(proto::HealthBand::Unspecified, |h| health_band(h.band))
+                as i32,
+            action: score
+                .health
+                .map_or(proto::Action::Unspecified, |h| action(h.action))
+                as i32,
+            health_reasons: model
+                .health_reasons(s, k)
+                .into_iter()
+                .map(|r| proto::HealthReason {
+                    measure: r.measure,
+                    value: r.value,
+                    percentile: r.percentile,
+                })
+                .collect(),
         };
         Ok((response, score.tier))
     })
+}
+
+pub fn health_band(b: crate::model::health::HealthBand) -> proto::HealthBand {
+    use crate::model::health::HealthBand as B;
+    match b {
+        B::Red => proto::HealthBand::Red,
+        B::Yellow => proto::HealthBand::Yellow,
+        B::Green => proto::HealthBand::Green,
+    }
+}
+
+pub fn action(a: crate::model::health::Action) -> proto::Action {
+    use crate::model::health::Action as A;
+    match a {
+        A::Rescue => proto::Action::Rescue,
+        A::Renew => proto::Action::Renew,
+        A::Onboard => proto::Action::Onboard,
+        A::Grow => proto::Action::Grow,
+    }
 }
 
 fn proto_value(model: &ChurnModel, feature: usize, r: Resolved) -> proto::FeatureValue {
@@ -192,5 +229,12 @@ pub fn model_info(model: &ChurnModel) -> proto::ModelInfo {
             .iter()
             .map(|p| format!("{} x {}", p.features[0], p.features[1]))
             .collect(),
+        usage_measures: f
+            .health
+            .iter()
+            .flat_map(|h| &h.measures)
+            .map(|m| format!("{} ({:+})", m.feature, m.direction))
+            .collect(),
+        health_bands: f.health.iter().flat_map(|h| h.bands).collect(),
     }
 }

@@ -16,31 +16,51 @@ enum Output {
     Tier,
     /// FP64 [N, F]: each feature's signed contribution in log-odds, in schema order.
     Contributions,
+    /// FP64 [N]: usage health 0-100 (models with usage measures only).
+    HealthScore,
+    /// BYTES [N]: RED, YELLOW or GREEN.
+    HealthBand,
+    /// BYTES [N]: RESCUE, RENEW, ONBOARD or GROW.
+    Action,
 }
 
-const OUTPUTS: [(&str, Output); 3] = [
+const OUTPUTS: [(&str, Output); 6] = [
     ("churn_probability", Output::Probability),
     ("risk_tier", Output::Tier),
     ("contributions", Output::Contributions),
+    ("health_score", Output::HealthScore),
+    ("health_band", Output::HealthBand),
+    ("action", Output::Action),
 ];
+
+/// The outputs `model` has: the health ones only when it has usage measures.
+fn outputs_of(model: &ChurnModel) -> impl Iterator<Item = &'static (&'static str, Output)> {
+    let health = model.health().is_some();
+    OUTPUTS.iter().filter(move |(_, o)| {
+        health || !matches!(o, Output::HealthScore | Output::HealthBand | Output::Action)
+    })
+}
 
 /// Where a request's bad values are listed.
 fn invalid(v: Vec<FieldViolation>) -> Error {
     Error::InvalidTensors(v)
 }
 
-fn output_names() -> String {
-    OUTPUTS.map(|(n, _)| n).join(", ")
+fn output_names(model: &ChurnModel) -> String {
+    outputs_of(model)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn requested_outputs(req: &ModelInferRequest) -> Result<Vec<Output>, Error> {
+fn requested_outputs(model: &ChurnModel, req: &ModelInferRequest) -> Result<Vec<Output>, Error> {
     if req.outputs.is_empty() {
-        return Ok(OUTPUTS.iter().map(|(_, o)| *o).collect());
+        return Ok(outputs_of(model).map(|(_, o)| *o).collect());
     }
     let mut out = Vec::with_capacity(req.outputs.len());
     let mut bad = Vec::new();
     for o in &req.outputs {
-        match OUTPUTS.iter().find(|(n, _)| *n == o.name) {
+        match outputs_of(model).find(|(n, _)| *n == o.name) {
             Some((_, which)) if out.contains(which) => bad.push(FieldViolation {
                 field: o.name.clone(),
                 description: "output requested more than once".into(),
@@ -48,7 +68,10 @@ fn requested_outputs(req: &ModelInferRequest) -> Result<Vec<Output>, Error> {
             Some((_, which)) => out.push(*which),
             None => bad.push(FieldViolation {
                 field: o.name.clone(),
-                description: format!("unknown output: the model's outputs are {}", output_names()),
+                description: format!(
+                    "unknown output: the model's outputs are {}",
+                    output_names(model)
+                ),
             }),
         }
     }
@@ -67,7 +90,7 @@ pub fn model_infer(
     strict: bool,
     max_rows: usize,
 ) -> Result<ModelInferResponse, Error> {
-    let outputs = requested_outputs(req)?;
+    let outputs = requested_outputs(model, req)?;
     let schema = model.schema();
     let batch = tensor::decode(req, schema).map_err(invalid)?;
     let n = batch.rows();
@@ -83,6 +106,7 @@ pub fn model_infer(
     let with_contributions = outputs.contains(&Output::Contributions);
     let mut probabilities = Vec::with_capacity(n);
     let mut tiers: Vec<RiskTier> = Vec::with_capacity(n);
+    let mut health = Vec::with_capacity(if model.health().is_some() { n } else { 0 });
     let mut contributions = Vec::with_capacity(if with_contributions { n * f } else { 0 });
     let mut row = Vec::with_capacity(f);
     let mut s = RowScratch::default();
@@ -93,6 +117,9 @@ pub fn model_infer(
             Some(score) if bad.is_empty() => {
                 probabilities.push(score.probability);
                 tiers.push(score.tier);
+                if let Some(h) = score.health {
+                    health.push(h);
+                }
                 if with_contributions {
                     contributions.extend_from_slice(&s.contributions);
                 }
@@ -148,6 +175,21 @@ pub fn model_infer(
                 vec![rows, f as i64],
                 OutputData::Fp64(std::mem::take(&mut contributions)),
             ),
+            Output::HealthScore => (
+                "health_score",
+                vec![rows],
+                OutputData::Fp64(health.iter().map(|h| h.score).collect()),
+            ),
+            Output::HealthBand => (
+                "health_band",
+                vec![rows],
+                OutputData::Bytes(health.iter().map(|h| h.band.as_str()).collect()),
+            ),
+            Output::Action => (
+                "action",
+                vec![rows],
+                OutputData::Bytes(health.iter().map(|h| h.action.as_str()).collect()),
+            ),
         };
         let (tensor, raw) = tensor::encode(name, shape, data, batch.raw);
         resp.outputs.push(tensor);
@@ -177,11 +219,10 @@ pub fn model_metadata(model: &ChurnModel, versions: Vec<String>) -> ModelMetadat
         })
         .collect();
     let f = model.schema().len() as i64;
-    let outputs = OUTPUTS
-        .iter()
+    let outputs = outputs_of(model)
         .map(|(name, o)| match o {
-            Output::Probability => tensor(name, "FP64", vec![-1]),
-            Output::Tier => tensor(name, "BYTES", vec![-1]),
+            Output::Probability | Output::HealthScore => tensor(name, "FP64", vec![-1]),
+            Output::Tier | Output::HealthBand | Output::Action => tensor(name, "BYTES", vec![-1]),
             Output::Contributions => tensor(name, "FP64", vec![-1, f]),
         })
         .collect();
