@@ -1,7 +1,8 @@
 //! Scoring kernel: rows per second through `ChurnModel::score_row` (the front door), probability
 //! only and with the top-3 reasons, for the bundled (linear) Telco model and for an additive model
-//! trained here on the same data (`--kind additive --seed 1`: binned shapes and 10 pairs). Rows
-//! are the real Telco rows, parsed once.
+//! trained here on the same data (`--kind additive --seed 1`: binned shapes and 10 pairs), and a
+//! linear model with usage health on its four numeric features beside the same model without
+//! health. Rows are the real Telco rows, parsed once.
 use churn::io::{ReadOptions, read_table};
 use churn::model::train::{KindChoice, TrainOptions, train};
 use churn::model::{ChurnModel, RowScratch};
@@ -41,6 +42,34 @@ fn telco_additive() -> ChurnModel {
     let table = read_table(path, &read).unwrap();
     let outcome = train(&table, "bench", &opts).unwrap();
     ChurnModel::from_file(outcome.model).unwrap()
+}
+
+/// The linear Telco model trained with usage health on its four numeric features, and the same
+/// model without health: the pair measures what health adds to a row.
+fn telco_with_and_without_health() -> (ChurnModel, ChurnModel) {
+    let path = std::path::Path::new("data/telco_customer_churn.csv");
+    let mut opts = TrainOptions::new(path, "Churn", "telco-health");
+    opts.positive = Some("Yes".into());
+    opts.drop = vec!["customerID".into()];
+    opts.kind = KindChoice::Linear;
+    opts.usage = Some(
+        ["tenure", "MonthlyCharges", "TotalCharges", "SeniorCitizen"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let read = ReadOptions {
+        skip: opts.skipped_columns(),
+        ..Default::default()
+    };
+    let table = read_table(path, &read).unwrap();
+    let file = train(&table, "bench", &opts).unwrap().model;
+    let mut without = file.clone();
+    without.health = None;
+    without.format = 2;
+    (
+        ChurnModel::from_file(file).unwrap(),
+        ChurnModel::from_file(without).unwrap(),
+    )
 }
 
 fn bench_model(c: &mut Criterion, group: &str, model: &ChurnModel) {
@@ -95,6 +124,9 @@ fn bench(c: &mut Criterion) {
     bench_model(c, "score_telco", &linear);
     let additive = telco_additive();
     bench_model(c, "score_telco_additive", &additive);
+    let (with, without) = telco_with_and_without_health();
+    bench_model(c, "score_telco_usage_health", &with);
+    bench_model(c, "score_telco_same_without_health", &without);
 }
 
 criterion_group!(benches, bench);

@@ -168,6 +168,13 @@ fn health_follows_the_directions_and_the_bands_and_actions_follow_the_table() {
     for not in ["days_since_last_event", "tenure_days", "trend_14d", "mrr"] {
         assert!(!names.contains(&not), "{not} in {names:?}");
     }
+    let r = churn(&["inspect", "--model", f.model.to_str().unwrap()]);
+    assert!(
+        r.stdout
+            .contains(&format!("health: {} usage measures", measures.len())),
+        "{}",
+        r.stdout
+    );
     // More activity goes with staying on this log: most measures point up, and each measure's
     // learned strength is at least a coin's.
     let up = measures.iter().filter(|x| x["direction"] == 1).count();
@@ -203,6 +210,29 @@ fn health_follows_the_directions_and_the_bands_and_actions_follow_the_table() {
     }
     assert_eq!(actions.len(), 4, "{actions:?}");
 
+    // --rank-by health: 1 = the lowest health, ties sharing a rank (PostgreSQL tables: below).
+    let healths: Vec<f64> = scored
+        .iter()
+        .map(|s| s["health_score"].parse().unwrap())
+        .collect();
+    let expected_rank = |h: f64| 1 + healths.iter().filter(|&&o| o < h).count() as u64;
+    let ranked = f.dir.join("ranked.csv");
+    let r = churn(&[
+        "score",
+        "--model",
+        f.model.to_str().unwrap(),
+        "--input",
+        f.now.to_str().unwrap(),
+        "--output",
+        ranked.to_str().unwrap(),
+        "--rank-by",
+        "health",
+    ]);
+    assert!(r.ok, "score --rank-by health: {}", r.stderr);
+    for s in read_csv(&ranked) {
+        let h: f64 = s["health_score"].parse().unwrap();
+        assert_eq!(s["rank"].parse::<u64>().unwrap(), expected_rank(h), "{s:?}");
+    }
     // Monotone: raising one measure never lowers health when more is healthier, and never
     // raises it when less is.
     let rows = read_csv(&f.now);
@@ -459,6 +489,38 @@ fn export_sql_gives_postgres_the_same_health_band_and_action() {
         .into_iter()
         .map(|r| (r["customer_id"].clone(), r))
         .collect();
+    // --rank-by health into a PostgreSQL table: 1 = the lowest health, as in files.
+    let url = database_url();
+    let healths: Vec<f64> = by_id
+        .values()
+        .map(|s| s["health_score"].parse().unwrap())
+        .collect();
+    let expected_rank = |h: f64| 1 + healths.iter().filter(|&&o| o < h).count() as u64;
+    let table = format!("{}.ranked", pg.name);
+    let r = churn(&[
+        "score",
+        "--model",
+        f.model.to_str().unwrap(),
+        "--input",
+        f.now.to_str().unwrap(),
+        "--output",
+        &url,
+        "--output-table",
+        &table,
+        "--rank-by",
+        "health",
+    ]);
+    assert!(r.ok, "score into PostgreSQL --rank-by health: {}", r.stderr);
+    let got = pg
+        .client
+        .query(&format!("SELECT health_score, rank FROM {table}"), &[])
+        .unwrap();
+    assert_eq!(got.len(), healths.len());
+    for row in got {
+        let (h, rank): (f64, i64) = (row.get(0), row.get(1));
+        assert_eq!(rank as u64, expected_rank(h), "{h}");
+    }
+
     let got = pg
         .client
         .query(
@@ -505,6 +567,24 @@ fn without_usage_measures_there_are_no_health_fields_and_bad_health_is_refused()
         &features,
     ]);
     assert!(e.stdout.contains("health: none"), "{}", e.stdout);
+    let r = churn(&[
+        "score",
+        "--model",
+        "models/telco",
+        "--input",
+        TELCO,
+        "--output",
+        out.to_str().unwrap(),
+        "--rank-by",
+        "health",
+    ]);
+    assert!(
+        !r.ok
+            && r.stderr
+                .contains("--rank-by health: telco@1 has no usage health"),
+        "{}",
+        r.stderr
+    );
     let e = churn(&[
         "explain",
         "--model",
@@ -514,6 +594,9 @@ fn without_usage_measures_there_are_no_health_fields_and_bad_health_is_refused()
         "--json",
     ]);
     assert!(json(&e.stdout).get("health_score").is_none());
+
+    let r = churn(&["inspect", "--model", "models/telco"]);
+    assert!(r.stdout.contains("health: none"), "{}", r.stdout);
 
     // A Telco table is not a churn features table: no health unless --usage names measures.
     let m = dir.path().join("m");

@@ -48,6 +48,7 @@ pub struct OutputSpec {
     pub id_name: String,
     pub top_k: usize,
     pub rank: bool,
+    pub rank_by: RankBy,
     pub model_id: String,
     pub feature_names: Vec<String>,
     /// The model has usage health: `health_score`, `health_band` and `action` columns.
@@ -64,8 +65,41 @@ pub enum ColumnType {
 
 /// Where `rank` goes: right after `risk_tier`.
 const RANK_AT: usize = 3;
-/// The column ranks are computed from, highest first.
-const RANK_BY: usize = 1;
+
+/// What `rank` orders by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RankBy {
+    /// 1 = the highest churn probability.
+    #[default]
+    Probability,
+    /// 1 = the lowest health score.
+    Health,
+}
+
+impl RankBy {
+    /// The column ranked on (in the unranked columns) and whether its highest value ranks first.
+    fn column(self, spec: &OutputSpec) -> (usize, bool) {
+        let name = match self {
+            RankBy::Probability => "churn_probability",
+            RankBy::Health => "health_score",
+        };
+        let at = spec
+            .columns(false, true)
+            .iter()
+            .position(|(n, _)| n == name)
+            .expect("the job checks that the model has health");
+        (at, self == RankBy::Probability)
+    }
+
+    /// The key ranks count from, highest first: the probability, or the health negated.
+    #[inline]
+    fn key(self, x: f64) -> f64 {
+        match self {
+            RankBy::Probability => x,
+            RankBy::Health => -x,
+        }
+    }
+}
 
 impl OutputSpec {
     /// The output's columns, in order: the one definition of the row format. `rank` is there when
@@ -150,6 +184,7 @@ pub(crate) struct RowFormat {
     csv: bool,
     top_k: usize,
     keep_probs: bool,
+    rank_by: RankBy,
     /// Feature names and the model id, ready to paste into CSV.
     csv_names: Vec<Vec<u8>>,
     csv_model: Vec<u8>,
@@ -161,6 +196,7 @@ impl RowFormat {
             csv,
             top_k: spec.top_k,
             keep_probs: spec.rank,
+            rank_by: spec.rank_by,
             csv_names: spec
                 .feature_names
                 .iter()
@@ -193,7 +229,10 @@ impl RowFormat {
             RiskTier::Low => 2,
         }] += 1;
         if self.keep_probs {
-            part.probs.push(p);
+            part.probs.push(match (self.rank_by, health) {
+                (RankBy::Health, Some(h)) => self.rank_by.key(h.score),
+                _ => p,
+            });
         }
         if self.csv {
             let out = &mut part.csv;
@@ -331,7 +370,10 @@ impl Output {
                     TableSpec {
                         table: table.clone(),
                         columns,
-                        rank: spec.rank.then_some((RANK_AT, RANK_BY)),
+                        rank: spec.rank.then(|| {
+                            let (by, highest_first) = spec.rank_by.column(spec);
+                            (RANK_AT, by, highest_first)
+                        }),
                         comment: format!(
                             "churn scores from model {}, written {}",
                             spec.model_id,
@@ -553,6 +595,7 @@ impl<'a> Ranks<'a> {
 /// Rewrites the unranked CSV with `rank` after `risk_tier`, in parallel blocks.
 fn rank_csv(from: &Path, to: &TempFile, spec: &OutputSpec, sorted: &[f64]) -> Result<u64> {
     let ranks = Ranks::new(sorted);
+    let (by, _) = spec.rank_by.column(spec);
     let f = std::fs::File::open(from).map_err(|e| Error::io(from, e))?;
     let mut src = CsvSource::new(from.to_path_buf(), f, None, Numbering::Line, Some(b','))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, to.create()?);
@@ -570,19 +613,20 @@ fn rank_csv(from: &Path, to: &TempFile, spec: &OutputSpec, sorted: &[f64]) -> Re
                 let mut fields = Vec::new();
                 let mut n = 0;
                 while let Some((_, rec)) = p.next_record(&mut fields) {
-                    if !matches!(rec, Record::Fields) || fields.len() <= RANK_BY {
+                    if !matches!(rec, Record::Fields) || fields.len() <= by {
                         return Err("a row of the first pass is not a record".to_string());
                     }
-                    let prob: f64 = std::str::from_utf8(&fields[RANK_BY])
+                    let value: f64 = std::str::from_utf8(&fields[by])
                         .ok()
                         .and_then(|t| t.parse().ok())
-                        .ok_or("a probability of the first pass does not parse")?;
+                        .ok_or("a ranked value of the first pass does not parse")?;
+                    let key = spec.rank_by.key(value);
                     for (i, f) in fields.iter().enumerate() {
                         if i > 0 {
                             out.push(b',');
                         }
                         if i == RANK_AT {
-                            out.extend_from_slice(ranks.of(prob).to_string().as_bytes());
+                            out.extend_from_slice(ranks.of(key).to_string().as_bytes());
                             out.push(b',');
                         }
                         push_csv_field(&mut out, f);
@@ -606,6 +650,7 @@ fn rank_csv(from: &Path, to: &TempFile, spec: &OutputSpec, sorted: &[f64]) -> Re
 /// Rewrites the unranked Parquet file with `rank` after `risk_tier`.
 fn rank_parquet(from: &Path, to: &TempFile, spec: &OutputSpec, sorted: &[f64]) -> Result<u64> {
     let ranks = Ranks::new(sorted);
+    let (by, _) = spec.rank_by.column(spec);
     let f = std::fs::File::open(from).map_err(|e| Error::io(from, e))?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
         .and_then(|b| b.with_batch_size(65_536).build())
@@ -617,11 +662,16 @@ fn rank_parquet(from: &Path, to: &TempFile, spec: &OutputSpec, sorted: &[f64]) -
     for batch in reader {
         let batch = batch.map_err(|e| Error::data(from, e.to_string()))?;
         let p = batch
-            .column(RANK_BY)
+            .column(by)
             .as_any()
             .downcast_ref::<Float64Array>()
-            .ok_or_else(|| Error::data(from, "churn_probability is not float64"))?;
-        let ranks: Vec<i64> = p.values().par_iter().map(|&x| ranks.of(x) as i64).collect();
+            .ok_or_else(|| Error::data(from, "the ranked column is not float64"))?;
+        let key = spec.rank_by;
+        let ranks: Vec<i64> = p
+            .values()
+            .par_iter()
+            .map(|&x| ranks.of(key.key(x)) as i64)
+            .collect();
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
         cols.insert(RANK_AT, Arc::new(Int64Array::from(ranks)));
         let out = RecordBatch::try_new(schema.clone(), cols)

@@ -6,7 +6,7 @@
 //! (with its line or row, id, columns and reason), or in another shard, and the job checks that the
 //! counts add up. Files are written to a temporary name and renamed at the end; a table is staged
 //! and swapped in one transaction; so a failed run never leaves partial output.
-use super::output::{BufferPool, Output, OutputSpec, Part, Reject, RowFormat, Sink};
+use super::output::{BufferPool, Output, OutputSpec, Part, RankBy, Reject, RowFormat, Sink};
 use crate::error::{Error, Result};
 use crate::io::blocks::{self, Block, CellRef, CsvLayout, Numbering, Source};
 use crate::io::csv_records::{self, Record, RecordParser};
@@ -31,8 +31,9 @@ pub struct ScoreJob {
     pub id: Option<String>,
     pub top_k: usize,
     pub shard: Option<Shard>,
-    /// Adds `rank`: 1 = highest probability; equal probabilities share a rank.
+    /// Adds `rank`: 1 = highest probability (or lowest health, by `rank_by`); ties share a rank.
     pub rank: bool,
+    pub rank_by: RankBy,
     pub chunk_rows: usize,
     /// Refuse rows with missing features (and inputs lacking a feature column) instead of
     /// imputing them.
@@ -155,10 +156,17 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     let recycler = source.recycler();
     let numbering = source.numbering();
     let id_name = id.clone().unwrap_or_else(|| numbering.header().into());
+    if job.rank_by == RankBy::Health && model.health().is_none() {
+        return Err(Error::Usage(format!(
+            "--rank-by health: {} has no usage health (train it with --usage COLS, or on a churn features table)",
+            model.id()
+        )));
+    }
     let spec = OutputSpec {
         id_name,
         top_k: job.top_k,
         rank: job.rank,
+        rank_by: job.rank_by,
         model_id: model.id().to_string(),
         feature_names: features.iter().map(|f| f.name.clone()).collect(),
         health: model.health().is_some(),

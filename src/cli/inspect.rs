@@ -200,6 +200,33 @@ pub fn run(a: InspectArgs) -> Result<()> {
             }
         }
     }
+    match &f.health {
+        Some(h) => {
+            println!(
+                "health: {} usage measures ({}); bands RED < {} <= YELLOW < {} <= GREEN",
+                h.measures.len(),
+                h.chosen_by,
+                h.bands[0],
+                h.bands[1]
+            );
+            for m in &h.measures {
+                let p = &m.percentiles;
+                println!(
+                    "  {:<32} {} is healthier (AUC {:.3}), weight {}, median {}, 10th-90th percentile {} to {}",
+                    m.feature,
+                    if m.direction > 0 { "more" } else { "less" },
+                    m.staying_auc,
+                    m.weight,
+                    p[49],
+                    p[9],
+                    p[89]
+                );
+            }
+        }
+        None => println!(
+            "health: none (no usage measures; train with --usage COLS, or on a churn features table)"
+        ),
+    }
     if !f.pairs.is_empty() {
         println!("pairs (each a table over coarse bins, log-odds, centred):");
         for p in &f.pairs {

@@ -51,6 +51,10 @@ pub struct ScoreArgs {
     /// 8 bytes per scored row in memory.
     #[arg(long)]
     rank: bool,
+    /// What the rank orders by: probability (1 = highest churn probability) or health (1 = lowest
+    /// health score, for models with usage health). Implies --rank.
+    #[arg(long, value_parser = ["probability", "health"])]
+    rank_by: Option<String>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -141,7 +145,11 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         id: a.id.clone(),
         top_k: a.top_k,
         shard: a.shard.as_deref().map(Shard::parse).transpose()?,
-        rank: a.rank,
+        rank: a.rank || a.rank_by.is_some(),
+        rank_by: match a.rank_by.as_deref() {
+            Some("health") => crate::batch::output::RankBy::Health,
+            _ => crate::batch::output::RankBy::Probability,
+        },
         chunk_rows: a.chunk_rows.max(1),
         strict: a.strict,
         delimiter: a.delimiter,

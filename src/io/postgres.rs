@@ -326,9 +326,10 @@ pub struct PgTableWriter {
 pub struct TableSpec {
     pub table: String,
     pub columns: Vec<OutColumn>,
-    /// `Some((at, by))` adds a `rank` column at position `at`: 1 for the highest value of column
-    /// `by`, ties sharing a rank (SQL's `rank()`).
-    pub rank: Option<(usize, usize)>,
+    /// `Some((at, by, highest_first))` adds a `rank` column at position `at`: 1 for the highest
+    /// (or, when not `highest_first`, the lowest) value of column `by`, ties sharing a rank (SQL's
+    /// `rank()`).
+    pub rank: Option<(usize, usize, bool)>,
     pub comment: String,
 }
 
@@ -510,7 +511,7 @@ fn write_table(
     let rows = w.finish().map_err(|e| fail("copying scores", e))?;
     let mut sql = String::new();
     let mut from = stage.clone();
-    if let Some((at, by)) = spec.rank {
+    if let Some((at, by, highest_first)) = spec.rank {
         let ranked = qualify(&short(&format!(
             "{name}__churn_ranked_{}",
             std::process::id()
@@ -519,8 +520,9 @@ fn write_table(
         select.insert(
             at.min(select.len()),
             format!(
-                "rank() OVER (ORDER BY {} DESC) AS rank",
-                ident_one(&spec.columns[by].name)
+                "rank() OVER (ORDER BY {} {}) AS rank",
+                ident_one(&spec.columns[by].name),
+                if highest_first { "DESC" } else { "ASC" }
             ),
         );
         sql += &format!(
