@@ -113,7 +113,16 @@ struct Measure {
     /// `below[j]`: of `distinct[j-1] < x < distinct[j]` (`below[0]`: x under them all; the last:
     /// x above them all).
     below: Vec<f64>,
+    /// A guide to where x falls: `GRID` equal cells from the first distinct value to the last,
+    /// each holding the number of distinct values below the cell's start. It only narrows the
+    /// search; the walk after it makes the answer exact whatever the rounding.
+    grid: Vec<u32>,
+    grid_lo: f64,
+    grid_scale: f64,
 }
+
+/// Cells of a measure's guide: about one distinct value each at most.
+const GRID: usize = 128;
 
 impl Measure {
     fn new(feature: usize, m: &UsageMeasure) -> Measure {
@@ -127,18 +136,48 @@ impl Measure {
         let at = distinct.iter().map(|&x| p(lt(x), le(x))).collect();
         let mut below: Vec<f64> = distinct.iter().map(|&x| p(lt(x), lt(x))).collect();
         below.push(p(e.len(), e.len()));
+        let (lo, hi) = (distinct[0], distinct[distinct.len() - 1]);
+        let grid_scale = if hi > lo {
+            GRID as f64 / (hi - lo)
+        } else {
+            0.0
+        };
+        let grid = (0..GRID)
+            .map(|c| {
+                let start = lo + c as f64 / grid_scale.max(f64::MIN_POSITIVE);
+                distinct.partition_point(|v| *v < start) as u32
+            })
+            .collect();
         Measure {
             feature,
             weight: m.weight,
             distinct,
             at,
             below,
+            grid,
+            grid_lo: lo,
+            grid_scale,
         }
+    }
+
+    /// The number of distinct values below x: a guess from the guide, walked to the exact count.
+    #[inline]
+    fn count_below(&self, x: f64) -> usize {
+        let d = &self.distinct;
+        let cell = ((x - self.grid_lo) * self.grid_scale).clamp(0.0, (GRID - 1) as f64) as usize;
+        let mut j = self.grid[cell] as usize;
+        while j > 0 && d[j - 1] >= x {
+            j -= 1;
+        }
+        while j < d.len() && d[j] < x {
+            j += 1;
+        }
+        j
     }
 
     #[inline]
     fn oriented_percentile(&self, x: f64) -> f64 {
-        let j = count_where(&self.distinct, |v| v < x);
+        let j = self.count_below(x);
         if j < self.distinct.len() && self.distinct[j] == x {
             self.at[j]
         } else {
@@ -389,6 +428,26 @@ mod tests {
             for k in -10..300 {
                 let x = f64::from(k) * 0.125;
                 let want = oriented(direction, percentile(&edges, x));
+                assert_eq!(c.oriented_percentile(x).to_bits(), want.to_bits(), "{x}");
+            }
+        }
+        // Continuous, skewed values, one value for all, and values far outside the range.
+        let skewed: Vec<f64> = (1..=99).map(|k| (f64::from(k) / 7.0).exp()).collect();
+        for edges in [skewed, vec![3.0; 99]] {
+            let m = UsageMeasure {
+                feature: "x".into(),
+                direction: 1,
+                weight: 1.0,
+                staying_auc: 0.6,
+                percentiles: edges.clone(),
+            };
+            let c = Measure::new(0, &m);
+            let mut probes: Vec<f64> = edges.clone();
+            probes.extend(edges.iter().map(|e| e * (1.0 + 1e-15)));
+            probes.extend(edges.iter().map(|e| e * (1.0 - 1e-15)));
+            probes.extend([-1e300, -1.0, 0.0, 1e300, f64::MAX, f64::MIN]);
+            for x in probes {
+                let want = percentile(&edges, x);
                 assert_eq!(c.oriented_percentile(x).to_bits(), want.to_bits(), "{x}");
             }
         }
