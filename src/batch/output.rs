@@ -15,8 +15,6 @@ use crate::io::csv_records::{Record, RecordParser, split_ranges};
 use crate::io::csv_write::{csv_field, push_csv_field, push_f64};
 use crate::io::postgres::{self, OutColumn, PgTableWriter, TableSpec};
 use crate::model::RiskTier;
-#[cfg(doc)]
-use crate::model::health::Action;
 use crate::model::health::HealthScore;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
@@ -161,7 +159,7 @@ pub(crate) struct Part {
     pub(crate) lines: u64,
     pub(crate) other_shards: u64,
     pub(crate) tiers: [u64; 3],
-    /// With health: rows per action, in [`Action::ALL`] order.
+    /// With health: rows per action, in `Action::ALL` order.
     pub(crate) actions: [u64; 4],
     pub(crate) rejects: Vec<Reject>,
     /// Scored rows as CSV lines (CSV file or table output).
@@ -228,6 +226,9 @@ impl RowFormat {
             RiskTier::Medium => 1,
             RiskTier::Low => 2,
         }] += 1;
+        if let Some(h) = health {
+            part.actions[h.action as usize] += 1;
+        }
         if self.keep_probs {
             part.probs.push(match (self.rank_by, health) {
                 (RankBy::Health, Some(h)) => self.rank_by.key(h.score),
@@ -252,7 +253,6 @@ impl RowFormat {
                 }
             }
             if let Some(h) = health {
-                part.actions[h.action as usize] += 1;
                 out.push(b',');
                 push_f64(out, h.score);
                 out.push(b',');
@@ -274,7 +274,6 @@ impl RowFormat {
                     .push(reasons.get(k).map(|&i| (i as u32, contributions[i])));
             }
             if let Some(h) = health {
-                part.actions[h.action as usize] += 1;
                 c.health.push(h);
             }
         }

@@ -233,9 +233,21 @@ pub fn postgres(model: &ChurnModel, opts: &SqlOptions) -> Result<String> {
         float(model.intercept()),
         sum.join(" + ")
     );
+    // Health, once per row: the weighted mean of the measures' percentiles in measure order.
+    let health_column = health.map(|h| {
+        let total: f64 = h.measures.iter().map(|m| m.weight).sum();
+        let sum: Vec<String> = h
+            .measures
+            .iter()
+            .enumerate()
+            .map(|(j, m)| format!("{} * {}", float(m.weight), ident(&format!("churn_h{j}"))))
+            .collect();
+        format!(", ({}) / {} AS churn_health", sum.join(" + "), float(total))
+    });
     let _ = writeln!(
         sql,
-        "probabilities AS (\n  SELECT *, CASE WHEN logit >= 0 THEN 1 / (1 + exp(-LEAST(logit, 700)))\n    ELSE exp(GREATEST(logit, -700)) / (1 + exp(GREATEST(logit, -700))) END AS churn_probability\n  FROM logits\n)"
+        "probabilities AS (\n  SELECT *, CASE WHEN logit >= 0 THEN 1 / (1 + exp(-LEAST(logit, 700)))\n    ELSE exp(GREATEST(logit, -700)) / (1 + exp(GREATEST(logit, -700))) END AS churn_probability{}\n  FROM logits\n)",
+        health_column.unwrap_or_default()
     );
     let mut out = Vec::new();
     if let Some(id) = &opts.id {
@@ -251,14 +263,7 @@ pub fn postgres(model: &ChurnModel, opts: &SqlOptions) -> Result<String> {
         out.push(format!("  r.reason_{k}, r.contribution_{k}"));
     }
     if let Some(h) = health {
-        let total: f64 = h.measures.iter().map(|m| m.weight).sum();
-        let sum: Vec<String> = h
-            .measures
-            .iter()
-            .enumerate()
-            .map(|(j, m)| format!("{} * p.{}", float(m.weight), ident(&format!("churn_h{j}"))))
-            .collect();
-        let score = format!("({}) / {}", sum.join(" + "), float(total));
+        let score = "p.churn_health";
         out.push(format!("  {score} AS health_score"));
         let [red, green] = h.bands;
         let red_when = format!("{score} < {}", float(red));

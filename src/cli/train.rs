@@ -165,11 +165,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         )));
     }
     opts.smoothing = a.smoothing;
-    opts.usage = a.usage.as_deref().map(|u| {
+    opts.usage = a.usage.as_ref().map(|u| {
         if u.trim() == "none" {
             Vec::new()
         } else {
-            split_list(&[u.to_string()])
+            split_list(std::slice::from_ref(u))
         }
     });
     opts.usage_weights = match &a.usage_weights {
