@@ -10,24 +10,8 @@ use grpc::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// The socialnet spec with no event types named: they come from the log.
-const SPEC: &str = r#"
-[events]
-customer_id = "account_id"
-timestamp = "event_time"
-event_type = "event_type_id"
-value = "event_value"
-[subscriptions]
-customer_id = "account_id"
-plan = "product"
-[metrics]
-windows = ["7d", "28d"]
-trend = ["14d"]
-monetary = false
-"#;
-
 struct Fixture {
-    _dir: tempfile::TempDir,
+    _social: social::Social,
     dir: PathBuf,
     model: PathBuf,
     /// Today's customers (features at 2020-05-02, no label).
@@ -35,67 +19,12 @@ struct Fixture {
 }
 
 fn fixture(extra_train: &[&str]) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_path_buf();
-    let spec = write(&d, "spec.toml", SPEC);
-    let feats = |out: &Path, snaps: &[&str]| {
-        let mut a = vec![
-            "features",
-            "--events",
-            "data/socialnet/event.csv.gz",
-            "--subscriptions",
-            "data/socialnet/subscription.csv",
-            "--spec",
-            &spec,
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        a.extend_from_slice(snaps);
-        let r = churn(&a);
-        assert!(r.ok, "features: {}", r.stderr);
-    };
-    let train = d.join("train.csv");
-    feats(
-        &train,
-        &[
-            "--from",
-            "2020-02-01",
-            "--to",
-            "2020-03-28",
-            "--every",
-            "7d",
-            "--horizon",
-            "28d",
-        ],
-    );
-    let now = d.join("now.csv");
-    feats(&now, &["--snapshot", "2020-05-02", "--label", "none"]);
-    let model = d.join("social");
-    let mut a = vec![
-        "train",
-        "--data",
-        train.to_str().unwrap(),
-        "--label",
-        "churned",
-        "--positive",
-        "1",
-        "--id",
-        "customer_id",
-        "--split-by",
-        "snapshot",
-        "--seed",
-        "1",
-        "--out",
-        model.to_str().unwrap(),
-    ];
-    a.extend_from_slice(extra_train);
-    let r = churn(&a);
-    assert!(r.ok, "train: {}", r.stderr);
+    let s = social::social(extra_train, &["2020-05-02"]);
     Fixture {
-        dir: d,
-        _dir: dir,
-        model: model.join("1/model.json"),
-        now,
+        dir: s.dir.clone(),
+        model: s.model.clone(),
+        now: s.now["2020-05-02"].clone(),
+        _social: s,
     }
 }
 

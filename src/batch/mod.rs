@@ -1,6 +1,7 @@
 //! Batch scoring: `churn score` streams files or PostgreSQL through the model on every core;
 //! `churn export-sql` writes the model as SQL so a database scores a table in place with the same
 //! numbers.
+pub mod history;
 pub mod output;
 pub mod score;
 pub mod sql;

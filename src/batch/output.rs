@@ -3,17 +3,19 @@
 //! transaction).
 //!
 //! The columns are defined once, by [`OutputSpec::columns`]: id, churn_probability, risk_tier,
-//! [rank], reason_1, contribution_1, ..., [health_score, health_band, action], model. CSV, Parquet, PostgreSQL and the rank pass all
-//! take them from there. In Parquet the model id is also the file metadata `churn.model`. With
+//! [rank], reason_1, contribution_1, ..., [health_score, health_band, action], [previous_probability,
+//! probability_change, previous_tier, previous_as_of], model. CSV, Parquet, PostgreSQL and the rank
+//! pass all take them from there. In Parquet the model id is also the file metadata `churn.model`. With
 //! `--rank` the rank (1 = highest probability, ties share the best rank, as SQL's `rank()`) needs
 //! every probability first, so a file is written once without it and then rewritten with it.
+use super::history::{self, HistoryRowKind, HistoryRows, Previous, Riser};
 use crate::error::{Error, Result};
 use crate::io::TableFormat;
 use crate::io::atomic::TempFile;
 use crate::io::blocks::{Block, BlockSource, CsvSource, Numbering};
 use crate::io::csv_records::{Record, RecordParser, split_ranges};
 use crate::io::csv_write::{csv_field, push_csv_field, push_f64};
-use crate::io::postgres::{self, OutColumn, PgTableWriter, TableSpec};
+use crate::io::postgres::{self, OutColumn, PgCopyWriter, TableSpec, TxStep};
 use crate::model::RiskTier;
 use crate::model::health::HealthScore;
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
@@ -51,7 +53,17 @@ pub struct OutputSpec {
     pub feature_names: Vec<String>,
     /// The model has usage health: `health_score`, `health_band` and `action` columns.
     pub health: bool,
+    /// With `--history`: the previous run's columns, and the run's date for the history rows.
+    pub history: Option<chrono::NaiveDate>,
 }
+
+/// The columns from the customer's previous run (with `--history`), empty for a new customer.
+pub const PREVIOUS_COLUMNS: [(&str, ColumnType); 4] = [
+    ("previous_probability", ColumnType::Float),
+    ("probability_change", ColumnType::Float),
+    ("previous_tier", ColumnType::Text),
+    ("previous_as_of", ColumnType::Text),
+];
 
 /// A column's type in every output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +132,9 @@ impl OutputSpec {
             c.push(("health_band".into(), ColumnType::Text));
             c.push(("action".into(), ColumnType::Text));
         }
+        if self.history.is_some() {
+            c.extend(PREVIOUS_COLUMNS.iter().map(|&(n, t)| (n.to_string(), t)));
+        }
         if with_model {
             c.push(("model".into(), ColumnType::Text));
         }
@@ -139,6 +154,8 @@ pub struct ScoredCols {
     pub reasons: Vec<Option<(u32, f64)>>,
     /// With health: each row's health and action.
     pub health: Vec<HealthScore>,
+    /// With history: each row's previous run.
+    pub previous: Vec<Option<Previous>>,
 }
 
 /// A rejected row, located within its part.
@@ -168,6 +185,11 @@ pub(crate) struct Part {
     pub(crate) cols: ScoredCols,
     /// Probabilities of the scored rows (with --rank).
     pub(crate) probs: Vec<f64>,
+    /// With history: the run's rows, and the customers scored with a previous run.
+    pub(crate) history: HistoryRows,
+    pub(crate) with_previous: u64,
+    /// The largest rises since the previous run (at most a few dozen).
+    pub(crate) risers: Vec<Riser>,
 }
 
 impl Part {
@@ -175,6 +197,20 @@ impl Part {
     pub(crate) fn scored(&self) -> u64 {
         self.tiers.iter().sum()
     }
+}
+
+/// One scored row, as the output takes it.
+#[derive(Clone, Copy)]
+pub(crate) struct ScoredRow<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) p: f64,
+    pub(crate) tier: RiskTier,
+    /// Feature indices of the reasons, largest first, and every feature's contribution.
+    pub(crate) reasons: &'a [usize],
+    pub(crate) contributions: &'a [f64],
+    pub(crate) health: Option<HealthScore>,
+    /// With history: the customer's previous run, if any.
+    pub(crate) previous: Option<&'a Previous>,
 }
 
 /// How one scored row is laid out, ready for the part's CSV bytes or columns.
@@ -186,10 +222,21 @@ pub(crate) struct RowFormat {
     /// Feature names and the model id, ready to paste into CSV.
     csv_names: Vec<Vec<u8>>,
     csv_model: Vec<u8>,
+    /// With history: the previous-run columns, and how the run's rows are carried.
+    history: Option<HistoryRowKind>,
+    /// `,AS_OF,MODEL,` for a history line.
+    history_mid: Vec<u8>,
 }
 
 impl RowFormat {
-    pub(crate) fn new(spec: &OutputSpec, csv: bool) -> Self {
+    pub(crate) fn new(spec: &OutputSpec, csv: bool, history: Option<HistoryRowKind>) -> Self {
+        let mut history_mid = vec![b','];
+        if let Some(d) = spec.history {
+            history_mid.extend_from_slice(d.to_string().as_bytes());
+        }
+        history_mid.push(b',');
+        history_mid.extend_from_slice(&csv_field(spec.model_id.as_bytes()));
+        history_mid.push(b',');
         RowFormat {
             csv,
             top_k: spec.top_k,
@@ -201,6 +248,8 @@ impl RowFormat {
                 .map(|f| csv_field(f.as_bytes()))
                 .collect(),
             csv_model: csv_field(spec.model_id.as_bytes()),
+            history: spec.history.and(history),
+            history_mid,
         }
     }
 
@@ -208,19 +257,17 @@ impl RowFormat {
         self.csv
     }
 
-    /// Appends one scored row: its id, probability, tier and reasons (feature indices, largest
-    /// first) with their contributions, in the columns of [`OutputSpec::columns`].
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn push(
-        &self,
-        part: &mut Part,
-        id: &str,
-        p: f64,
-        tier: RiskTier,
-        reasons: &[usize],
-        contributions: &[f64],
-        health: Option<HealthScore>,
-    ) {
+    /// Appends one scored row in the columns of [`OutputSpec::columns`], and its history row.
+    pub(crate) fn push(&self, part: &mut Part, row: ScoredRow<'_>) {
+        let ScoredRow {
+            id,
+            p,
+            tier,
+            reasons,
+            contributions,
+            health,
+            previous,
+        } = row;
         part.tiers[match tier {
             RiskTier::High => 0,
             RiskTier::Medium => 1,
@@ -234,6 +281,9 @@ impl RowFormat {
                 (RankBy::Health, Some(h)) => self.rank_by.key(h.score),
                 _ => p,
             });
+        }
+        if let Some(kind) = self.history {
+            self.push_history(part, kind, &row);
         }
         if self.csv {
             let out = &mut part.csv;
@@ -260,6 +310,21 @@ impl RowFormat {
                 out.push(b',');
                 out.extend_from_slice(h.action.as_str().as_bytes());
             }
+            if self.history.is_some() {
+                match previous {
+                    Some(prev) => {
+                        out.push(b',');
+                        push_f64(out, prev.probability);
+                        out.push(b',');
+                        push_f64(out, p - prev.probability);
+                        out.push(b',');
+                        out.extend_from_slice(prev.tier.as_str().as_bytes());
+                        out.push(b',');
+                        out.extend_from_slice(prev.as_of.to_string().as_bytes());
+                    }
+                    None => out.extend_from_slice(b",,,,"),
+                }
+            }
             out.push(b',');
             out.extend_from_slice(&self.csv_model);
             out.push(b'\n');
@@ -275,6 +340,62 @@ impl RowFormat {
             }
             if let Some(h) = health {
                 c.health.push(h);
+            }
+            if self.history.is_some() {
+                c.previous.push(previous.copied());
+            }
+        }
+    }
+
+    /// The run's row for the history, and the rise since the previous run.
+    fn push_history(&self, part: &mut Part, kind: HistoryRowKind, row: &ScoredRow<'_>) {
+        if let Some(prev) = row.previous {
+            part.with_previous += 1;
+            let change = row.p - prev.probability;
+            if change > 0.0 {
+                history::keep_riser(
+                    &mut part.risers,
+                    Riser {
+                        id: row.id.to_string(),
+                        previous_probability: prev.probability,
+                        churn_probability: row.p,
+                        probability_change: change,
+                        previous_tier: prev.tier.as_str(),
+                        risk_tier: row.tier.as_str(),
+                        previous_as_of: prev.as_of.to_string(),
+                    },
+                );
+            }
+        }
+        let h = &mut part.history;
+        match kind {
+            HistoryRowKind::FromOutput => {}
+            HistoryRowKind::Csv => {
+                let out = &mut h.csv;
+                push_csv_field(out, row.id.as_bytes());
+                out.extend_from_slice(&self.history_mid);
+                push_f64(out, row.p);
+                out.push(b',');
+                out.extend_from_slice(row.tier.as_str().as_bytes());
+                match row.health {
+                    Some(hs) => {
+                        out.push(b',');
+                        push_f64(out, hs.score);
+                        out.push(b',');
+                        out.extend_from_slice(hs.band.as_str().as_bytes());
+                        out.push(b',');
+                        out.extend_from_slice(hs.action.as_str().as_bytes());
+                    }
+                    None => out.extend_from_slice(b",,,"),
+                }
+                out.push(b'\n');
+            }
+            HistoryRowKind::Columns => {
+                h.ids.push_str(row.id);
+                h.id_ends.push(h.ids.len());
+                h.p.push(row.p);
+                h.tier.push(row.tier);
+                h.health.push(row.health);
             }
         }
     }
@@ -317,7 +438,7 @@ pub(crate) enum Output {
         rows: u64,
         spec: OutputSpec,
     },
-    Table(PgTableWriter),
+    Table(PgCopyWriter),
 }
 
 fn parquet_schema(spec: &OutputSpec, rank: bool) -> Arc<Schema> {
@@ -326,7 +447,9 @@ fn parquet_schema(spec: &OutputSpec, rank: bool) -> Arc<Schema> {
         .into_iter()
         .map(|(name, ty)| {
             // id, probability, tier (and rank) are never null; reasons past the last are.
-            let nullable = name.starts_with("reason_") || name.starts_with("contribution_");
+            let nullable = name.starts_with("reason_")
+                || name.starts_with("contribution_")
+                || PREVIOUS_COLUMNS.iter().any(|(n, _)| *n == name);
             let ty = match ty {
                 ColumnType::Text => DataType::Utf8,
                 ColumnType::Float => DataType::Float64,
@@ -353,7 +476,8 @@ fn csv_header(spec: &OutputSpec, rank: bool) -> Vec<u8> {
 }
 
 impl Output {
-    pub(crate) fn create(sink: &Sink, spec: &OutputSpec) -> Result<Output> {
+    /// `then` runs in a table's transaction once the table is in place.
+    pub(crate) fn create(sink: &Sink, spec: &OutputSpec, then: Option<TxStep>) -> Result<Output> {
         match sink {
             Sink::Postgres { url, table } => {
                 let columns = spec
@@ -364,7 +488,7 @@ impl Output {
                         numeric: ty != ColumnType::Text,
                     })
                     .collect();
-                let w = PgTableWriter::create(
+                let w = postgres::table_writer(
                     url,
                     TableSpec {
                         table: table.clone(),
@@ -379,6 +503,7 @@ impl Output {
                             chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
                         ),
                     },
+                    then,
                 )?;
                 Ok(Output::Table(w))
             }
@@ -509,6 +634,21 @@ impl Output {
                         h().map(|h| h.action.as_str()),
                     )));
                 }
+                if spec.history.is_some() {
+                    let prev = || cols.clone().flat_map(|c| c.previous.iter().zip(&c.p));
+                    arrays.push(Arc::new(Float64Array::from_iter(
+                        prev().map(|(v, _)| v.map(|v| v.probability)),
+                    )));
+                    arrays.push(Arc::new(Float64Array::from_iter(
+                        prev().map(|(v, p)| v.map(|v| p - v.probability)),
+                    )));
+                    arrays.push(Arc::new(StringArray::from_iter(
+                        prev().map(|(v, _)| v.map(|v| v.tier.as_str())),
+                    )));
+                    arrays.push(Arc::new(StringArray::from_iter(
+                        prev().map(|(v, _)| v.map(|v| v.as_of.to_string())),
+                    )));
+                }
                 let batch = RecordBatch::try_new(schema.clone(), arrays)
                     .map_err(|e| Error::data(&*path, e.to_string()))?;
                 w.write(&batch)
@@ -520,10 +660,10 @@ impl Output {
     }
 
     /// Completes the output (adding ranks from `sorted_probs`, highest first, when asked) and
-    /// puts it in place; returns the rows written.
-    pub(crate) fn finish(self, sorted_probs: &[f64]) -> Result<u64> {
+    /// puts it in place; returns the rows written and, for a table, the count of its `then` step.
+    pub(crate) fn finish(self, sorted_probs: &[f64]) -> Result<(u64, u64)> {
         match self {
-            Output::Table(t) => t.commit(),
+            Output::Table(t) => t.commit().map(|d| (d.rows, d.finish)),
             Output::Csv {
                 path,
                 file,
@@ -535,12 +675,12 @@ impl Output {
                 drop(w);
                 if !spec.rank {
                     file.persist(&path)?;
-                    return Ok(rows);
+                    return Ok((rows, 0));
                 }
                 let ranked = TempFile::beside(&path, "ranked");
                 let n = rank_csv(file.path(), &ranked, &spec, sorted_probs)?;
                 ranked.persist(&path)?;
-                Ok(n)
+                Ok((n, 0))
             }
             Output::Parquet {
                 path,
@@ -553,12 +693,12 @@ impl Output {
                 w.close().map_err(|e| Error::data(&path, e.to_string()))?;
                 if !spec.rank {
                     file.persist(&path)?;
-                    return Ok(rows);
+                    return Ok((rows, 0));
                 }
                 let ranked = TempFile::beside(&path, "ranked");
                 let n = rank_parquet(file.path(), &ranked, &spec, sorted_probs)?;
                 ranked.persist(&path)?;
-                Ok(n)
+                Ok((n, 0))
             }
         }
     }

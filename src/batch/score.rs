@@ -6,7 +6,10 @@
 //! (with its line or row, id, columns and reason), or in another shard, and the job checks that the
 //! counts add up. Files are written to a temporary name and renamed at the end; a table is staged
 //! and swapped in one transaction; so a failed run never leaves partial output.
-use super::output::{BufferPool, Output, OutputSpec, Part, RankBy, Reject, RowFormat, Sink};
+use super::history::{self, HistoryJob, HistoryRun, HistorySummary, PreviousRuns, Riser};
+use super::output::{
+    BufferPool, Output, OutputSpec, Part, RankBy, Reject, RowFormat, ScoredRow, Sink,
+};
 use crate::error::{Error, Result};
 use crate::io::blocks::{self, Block, CellRef, CsvLayout, Numbering, Source};
 use crate::io::csv_records::{self, Record, RecordParser};
@@ -40,6 +43,8 @@ pub struct ScoreJob {
     pub strict: bool,
     /// The CSV field delimiter (default: found from the header line).
     pub delimiter: Option<u8>,
+    /// Keep this run in a history and add each customer's previous run to the output.
+    pub history: Option<HistoryJob>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -52,13 +57,33 @@ pub struct ScoreSummary {
     pub high: u64,
     pub medium: u64,
     pub low: u64,
-    /// With health: rows per action (RESCUE, RENEW, ONBOARD, GROW); empty without.
+    /// With health: rows per action (RESCUE, RENEW, ONBOARD, GROW); empty without. In JSON an
+    /// object in that order.
+    #[serde(serialize_with = "in_order")]
     pub actions: Vec<(String, u64)>,
     pub seconds: f64,
     pub rows_per_second: f64,
     pub rejects_file: Option<PathBuf>,
     /// Feature columns the input lacks: imputed for every row.
     pub imputed_columns: Vec<String>,
+    /// With --history: what the run kept.
+    pub history: Option<HistorySummary>,
+    /// With --history: the customers whose churn probability rose most since their previous
+    /// run, largest rise first.
+    pub largest_risers: Vec<Riser>,
+}
+
+/// Pairs as a JSON object, keeping their order.
+fn in_order<S: serde::Serializer>(
+    pairs: &[(String, u64)],
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
 }
 
 /// Per-thread buffers reused from row to row.
@@ -81,6 +106,8 @@ struct Scorer<'m> {
     slots: Vec<Option<usize>>,
     /// Where the id is among the selected columns.
     id_slot: usize,
+    /// With --history: each customer's previous run.
+    previous: Option<&'m PreviousRuns>,
     format: RowFormat,
     pool: std::sync::Arc<BufferPool>,
 }
@@ -156,6 +183,11 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     let recycler = source.recycler();
     let numbering = source.numbering();
     let id_name = id.clone().unwrap_or_else(|| numbering.header().into());
+    if job.history.is_some() && id.is_none() {
+        return Err(Error::Usage(
+            "--history needs a customer id column: pass --id COL".into(),
+        ));
+    }
     if job.rank_by == RankBy::Health && model.health().is_none() {
         return Err(Error::Usage(format!(
             "--rank-by health: {} has no usage health (train it with --usage COLS, or on a churn features table)",
@@ -170,19 +202,43 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
         model_id: model.id().to_string(),
         feature_names: features.iter().map(|f| f.name.clone()).collect(),
         health: model.health().is_some(),
+        history: job.history.as_ref().map(|h| h.as_of),
     };
-    let output = Output::create(&job.output, &spec)?;
-    let format = RowFormat::new(&spec, output.wants_csv());
+    // The history is opened first: the previous runs must be known before any row is scored.
+    let output_url = match &job.output {
+        Sink::Postgres { url, .. } => Some(url.as_str()),
+        Sink::File(_) => None,
+    };
+    let run = job
+        .history
+        .as_ref()
+        .map(|h| HistoryRun::open(h, job.shard, model.id(), output_url))
+        .transpose()?;
+    let then = match (&run, &job.history, &job.output) {
+        (Some(run), Some(h), Sink::Postgres { table, .. }) => {
+            run.then_step(h, job.shard, table, &spec.id_name, spec.health)
+        }
+        _ => None,
+    };
+    let (previous, mut history_writer, kind) = match run {
+        Some(r) => (Some(r.previous), Some(r.writer), Some(r.kind)),
+        None => (None, None, None),
+    };
+    let output = Output::create(&job.output, &spec, then)?;
+    let format = RowFormat::new(&spec, output.wants_csv(), kind);
     // Scored blocks are written on their own thread while the next block is scored.
     let (written, to_write) = std::sync::mpsc::sync_channel::<Vec<Part>>(1);
     let pool = std::sync::Arc::new(BufferPool::default());
     let give_back = pool.clone();
-    let write_thread = std::thread::spawn(move || -> Result<Output> {
+    let write_thread = std::thread::spawn(move || -> Result<_> {
         let mut output = output;
         for parts in to_write {
+            if let Some(h) = &mut history_writer {
+                h.write(parts.iter().map(|p| &p.history))?;
+            }
             output.write(parts, &give_back)?;
         }
-        Ok(output)
+        Ok((output, history_writer))
     });
     let rejects_path = job.rejects.clone().unwrap_or_else(|| match &job.output {
         Sink::File(p) => {
@@ -201,6 +257,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
         numbering,
         slots,
         id_slot,
+        previous: previous.as_ref(),
         format,
         pool,
     };
@@ -212,6 +269,8 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     let mut progress = Progress::new("rows");
     let mut probs: Vec<f64> = Vec::new();
     let mut actions = [0u64; 4];
+    let mut with_previous = 0u64;
+    let mut risers: Vec<Riser> = Vec::new();
     let mut next_line = source.first_number();
     let mut next_row = 1u64;
     let parts = rayon::current_num_threads() * 4;
@@ -283,6 +342,11 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
                 actions[k] += n;
             }
             sum.scored += part.scored();
+            with_previous += part.with_previous;
+            risers.extend(part.risers.iter().cloned());
+            if risers.len() > 4 * history::RISERS {
+                history::top_risers(&mut risers);
+            }
             if job.rank {
                 probs.extend_from_slice(&part.probs);
             }
@@ -293,7 +357,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
         progress.update(sum.rows_read, fraction);
     }
     drop(written);
-    let output = write_thread.join().expect("writer thread")?;
+    let (output, history_writer) = write_thread.join().expect("writer thread")?;
     read_thread.join().expect("reader thread");
     progress.finish();
     if sum.scored + sum.rejected + sum.other_shards != sum.rows_read {
@@ -307,7 +371,20 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
         sum.rejects_file = Some(rejects_path);
     }
     probs.sort_unstable_by(|a, b| b.total_cmp(a));
-    let written = output.finish(&probs)?;
+    let (written, in_table) = output.finish(&probs)?;
+    if let (Some(w), Some(h)) = (history_writer, &job.history) {
+        let (appended, replaced) = w.commit((written, in_table))?;
+        history::top_risers(&mut risers);
+        sum.largest_risers = risers;
+        sum.history = Some(HistorySummary {
+            destination: h.dest.describe(),
+            as_of: h.as_of.to_string(),
+            appended,
+            replaced,
+            with_previous,
+            new_customers: sum.scored - with_previous,
+        });
+    }
     if written != sum.scored {
         return Err(Error::CountMismatch(format!(
             "{} rows scored but {written} written",
@@ -498,14 +575,18 @@ impl<'m> Scorer<'m> {
             return;
         };
         s.row.reasons_into(self.top_k, &mut s.top);
+        let previous = self.previous.and_then(|p| p.get(&id));
         self.format.push(
             part,
-            &id,
-            score.probability,
-            score.tier,
-            &s.top,
-            &s.row.contributions,
-            score.health,
+            ScoredRow {
+                id: &id,
+                p: score.probability,
+                tier: score.tier,
+                reasons: &s.top,
+                contributions: &s.row.contributions,
+                health: score.health,
+                previous,
+            },
         );
     }
 }

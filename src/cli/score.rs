@@ -1,4 +1,5 @@
 use super::print_json;
+use crate::batch::history::{HistoryDest, HistoryJob, parse_as_of};
 use crate::batch::score::{ScoreJob, score};
 use crate::batch::{Shard, Sink, Source};
 use crate::error::{Error, Result};
@@ -68,6 +69,19 @@ pub struct ScoreArgs {
     /// CSV field delimiter (default: found from the header line: comma, semicolon, tab or pipe).
     #[arg(long, value_parser = super::delimiter)]
     delimiter: Option<u8>,
+    /// Keep this run: a PostgreSQL URL with --history-table, or a folder of Parquet files (one
+    /// per run, AS_OF.parquet). The output gains previous_probability, probability_change,
+    /// previous_tier and previous_as_of from each customer's latest earlier run. Needs an id
+    /// column.
+    #[arg(long, value_name = "DEST")]
+    history: Option<String>,
+    /// With a PostgreSQL --history: the history table (schema.name), created on the first run.
+    #[arg(long, value_name = "TABLE")]
+    history_table: Option<String>,
+    /// The run's date, YYYY-MM-DD (default: today, UTC). A rerun with the same date replaces
+    /// that run's rows.
+    #[arg(long, value_name = "DATE", requires = "history")]
+    as_of: Option<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -105,6 +119,38 @@ pub(super) fn input_source(
     Ok(Source::File(PathBuf::from(input)))
 }
 
+fn history(a: &ScoreArgs) -> Result<Option<HistoryJob>> {
+    let Some(dest) = &a.history else {
+        if a.history_table.is_some() {
+            return Err(Error::Usage(
+                "--history-table goes with a PostgreSQL --history (postgres://...)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let dest = if postgres::is_url(dest) {
+        let table = a.history_table.clone().ok_or_else(|| {
+            Error::Usage("a PostgreSQL --history needs --history-table NAME".into())
+        })?;
+        HistoryDest::Postgres {
+            url: dest.clone(),
+            table,
+        }
+    } else {
+        if a.history_table.is_some() {
+            return Err(Error::Usage(
+                "--history-table goes with a PostgreSQL --history (postgres://...); a folder keeps one Parquet file per run".into(),
+            ));
+        }
+        HistoryDest::Parquet(PathBuf::from(dest))
+    };
+    let as_of = match &a.as_of {
+        Some(d) => parse_as_of(d)?,
+        None => chrono::Utc::now().date_naive(),
+    };
+    Ok(Some(HistoryJob { dest, as_of }))
+}
+
 fn sink(a: &ScoreArgs) -> Result<Sink> {
     if postgres::is_url(&a.output) {
         let table = a.output_table.clone().ok_or_else(|| {
@@ -131,6 +177,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         ["--input", "--table", "--query"],
     )?;
     let output = sink(&a)?;
+    let history = history(&a)?;
     if let Some(n) = a.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
@@ -153,6 +200,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         chunk_rows: a.chunk_rows.max(1),
         strict: a.strict,
         delimiter: a.delimiter,
+        history,
     };
     let s = score(&model, &job)?;
     if !s.imputed_columns.is_empty() {
@@ -184,6 +232,39 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     if !s.actions.is_empty() {
         let a: Vec<String> = s.actions.iter().map(|(a, n)| format!("{a} {n}")).collect();
         println!("actions: {}", a.join(", "));
+    }
+    if let Some(h) = &s.history {
+        println!(
+            "history {} ({}): {} rows appended{}; {} customers with an earlier run, {} new",
+            h.destination,
+            h.as_of,
+            h.appended,
+            if h.replaced > 0 {
+                format!(
+                    ", replacing {} of an earlier run of the same date",
+                    h.replaced
+                )
+            } else {
+                String::new()
+            },
+            h.with_previous,
+            h.new_customers
+        );
+        if !s.largest_risers.is_empty() {
+            println!("largest risers since their previous run:");
+            for r in &s.largest_risers {
+                println!(
+                    "  {:<16} {:.3} -> {:.3} (+{:.3}) {} -> {} since {}",
+                    r.id,
+                    r.previous_probability,
+                    r.churn_probability,
+                    r.probability_change,
+                    r.previous_tier,
+                    r.risk_tier,
+                    r.previous_as_of
+                );
+            }
+        }
     }
     println!("wrote {}", output.describe());
     if let Some(r) = &s.rejects_file {

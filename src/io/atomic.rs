@@ -79,15 +79,35 @@ fn dir_and_name(path: &Path) -> (PathBuf, String) {
 
 /// The process id a temporary name of `name` ends with (`.NAME.TAG-PID`), if it is one.
 fn temp_owner(file: &str, name: &str) -> Option<u32> {
-    let rest = file
-        .strip_prefix('.')?
-        .strip_prefix(name)?
-        .strip_prefix('.')?;
-    let (tag, pid) = rest.rsplit_once('-')?;
-    if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    temp_parts(file)
+        .filter(|(n, _)| *n == name)
+        .map(|(_, pid)| pid)
+}
+
+/// The file a temporary name is for, and its writer's process id (`.NAME.TAG-PID`).
+fn temp_parts(file: &str) -> Option<(&str, u32)> {
+    let rest = file.strip_prefix('.')?;
+    let (rest, pid) = rest.rsplit_once('-')?;
+    let (name, tag) = rest.rsplit_once('.')?;
+    if name.is_empty() || tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return None;
     }
-    pid.parse().ok()
+    Some((name, pid.parse().ok()?))
+}
+
+/// Removes the temporary files in `dir` of every file `is_mine` accepts whose writing process is
+/// gone (a folder of runs: a killed run's file is cleared by the next run of any date).
+pub fn remove_stale_in(dir: &Path, is_mine: impl Fn(&str) -> bool) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in rd.flatten() {
+        if let Some((name, _)) = entry.file_name().to_str().and_then(temp_parts)
+            && is_mine(name)
+        {
+            remove_stale(dir, name);
+        }
+    }
 }
 
 /// Whether a process with this id exists (signal 0 checks without sending anything).
@@ -128,6 +148,11 @@ mod tests {
         assert_eq!(temp_owner(".t.csv.tmp-1", "s.csv"), None);
         assert_eq!(temp_owner("s.csv", "s.csv"), None);
         assert_eq!(temp_owner(".s.csv.rejects.csv", "s.csv"), None);
+        assert_eq!(
+            temp_parts(".2020-01-01.parquet.tmp-77"),
+            Some(("2020-01-01.parquet", 77))
+        );
+        assert_eq!(temp_parts(".tmp-77"), None);
     }
 
     #[test]

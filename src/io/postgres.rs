@@ -40,7 +40,7 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn db_error(url: &str, doing: &str, e: impl std::fmt::Display) -> Error {
+pub fn db_error(url: &str, doing: &str, e: impl std::fmt::Display) -> Error {
     Error::Database {
         target: format!("{} ({doing})", redact(url)),
         message: e.to_string(),
@@ -59,7 +59,7 @@ fn io_message(e: &std::io::Error) -> String {
 }
 
 /// The full error text of a PostgreSQL error: its message, detail and hint.
-fn pg_message(e: &postgres::Error) -> String {
+pub fn pg_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut m = db.message().to_string();
@@ -314,41 +314,53 @@ enum Msg {
     Commit,
 }
 
-/// The scores table being written: CSV rows go to a thread that owns the transaction.
-pub struct PgTableWriter {
+/// One step of a writer's transaction: SQL run with the transaction, returning a count (rows
+/// deleted, inserted, ...). Its error names what it was doing.
+pub type TxStep = Box<dyn FnOnce(&mut postgres::Transaction<'_>) -> Result<u64> + Send>;
+
+/// What a [`PgCopyWriter`] did, once committed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyDone {
+    /// Rows copied in.
+    pub rows: u64,
+    /// The counts of the setup and finish steps.
+    pub setup: u64,
+    pub finish: u64,
+}
+
+/// Rows streamed into PostgreSQL in one transaction, on a thread that owns the connection: a
+/// setup step (a bad table name fails here, before any work is done), `COPY ... FROM STDIN` of
+/// every row written, a finish step, and the commit. Dropped without [`PgCopyWriter::commit`],
+/// or killed, it rolls back and nothing is seen.
+pub struct PgCopyWriter {
     tx: Option<SyncSender<Msg>>,
-    thread: Option<std::thread::JoinHandle<Result<u64>>>,
+    thread: Option<std::thread::JoinHandle<Result<CopyDone>>>,
     url: String,
 }
 
-/// How the finished table is built from the staged rows.
-#[derive(Debug, Clone)]
-pub struct TableSpec {
-    pub table: String,
-    pub columns: Vec<OutColumn>,
-    /// `Some((at, by, highest_first))` adds a `rank` column at position `at`: 1 for the highest
-    /// (or, when not `highest_first`, the lowest) value of column `by`, ties sharing a rank (SQL's
-    /// `rank()`).
-    pub rank: Option<(usize, usize, bool)>,
-    pub comment: String,
-}
-
-impl PgTableWriter {
-    pub fn create(url: &str, spec: TableSpec) -> Result<PgTableWriter> {
+impl PgCopyWriter {
+    /// `what` names the rows in messages ("scores", "history rows").
+    pub fn start(
+        url: &str,
+        what: &str,
+        setup: TxStep,
+        copy: String,
+        finish: TxStep,
+    ) -> Result<PgCopyWriter> {
         let mut client = connect(url)?;
         let (tx, rx) = sync_channel::<Msg>(4);
-        let u = url.to_string();
-        // Start the transaction and the staging table now, so a bad table name fails before any
-        // scoring is done.
+        let (u, what) = (url.to_string(), what.to_string());
         let (ready_tx, ready_rx) = sync_channel::<Result<()>>(1);
-        let thread = std::thread::spawn(move || write_table(&mut client, &u, &spec, rx, ready_tx));
+        let thread = std::thread::spawn(move || {
+            copy_in(&mut client, &u, &what, setup, &copy, finish, rx, ready_tx)
+        });
         let ready = ready_rx.recv().unwrap_or_else(|_| {
             Err(Error::Database {
                 target: redact(url),
                 message: "the writer stopped before it started".into(),
             })
         });
-        let mut w = PgTableWriter {
+        let mut w = PgCopyWriter {
             tx: Some(tx),
             thread: Some(thread),
             url: url.to_string(),
@@ -371,12 +383,12 @@ impl PgTableWriter {
         // The writer thread stopped: its result says why.
         Err(self.join().err().unwrap_or_else(|| Error::Database {
             target: redact(&self.url),
-            message: "the table writer stopped early".into(),
+            message: "the writer stopped early".into(),
         }))
     }
 
-    /// Swaps the staged table in; returns the rows written.
-    pub fn commit(mut self) -> Result<u64> {
+    /// Ends the copy, runs the finish step and commits.
+    pub fn commit(mut self) -> Result<CopyDone> {
         if let Some(tx) = self.tx.take() {
             // If the thread already ended, the send fails and join returns its error.
             let _ = tx.send(Msg::Commit);
@@ -384,25 +396,25 @@ impl PgTableWriter {
         self.join()
     }
 
-    fn join(&mut self) -> Result<u64> {
+    fn join(&mut self) -> Result<CopyDone> {
         self.tx = None;
         match self.thread.take() {
             Some(t) => t.join().unwrap_or_else(|_| {
                 Err(Error::Database {
                     target: redact(&self.url),
-                    message: "the table writer panicked".into(),
+                    message: "the writer panicked".into(),
                 })
             }),
             None => Err(Error::Database {
                 target: redact(&self.url),
-                message: "the table writer already ended".into(),
+                message: "the writer already ended".into(),
             }),
         }
     }
 }
 
-impl Drop for PgTableWriter {
-    /// Without a commit the transaction rolls back: the old table stays as it was.
+impl Drop for PgCopyWriter {
+    /// Without a commit the transaction rolls back.
     fn drop(&mut self) {
         self.tx = None;
         if let Some(t) = self.thread.take() {
@@ -411,33 +423,108 @@ impl Drop for PgTableWriter {
     }
 }
 
-/// `schema.name` split into an optional schema and the name.
-fn split_table(t: &str) -> (Option<&str>, &str) {
-    match t.rsplit_once('.') {
-        Some((s, n)) => (Some(s), n),
-        None => (None, t),
-    }
-}
-
-/// An identifier of at most 63 bytes (PostgreSQL's limit), cut on a character boundary.
-fn short(name: &str) -> String {
-    let mut end = name.len().min(63);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    name[..end].to_string()
-}
-
-/// Starts the transaction and creates the staging table in it.
-fn begin<'c>(
-    client: &'c mut postgres::Client,
-    stage: &str,
-    columns: &[OutColumn],
-) -> std::result::Result<postgres::Transaction<'c>, (String, String)> {
-    let mut t = client
+#[allow(clippy::too_many_arguments)]
+fn copy_in(
+    client: &mut postgres::Client,
+    url: &str,
+    what: &str,
+    setup: TxStep,
+    copy: &str,
+    finish: TxStep,
+    rx: Receiver<Msg>,
+    ready: SyncSender<Result<()>>,
+) -> Result<CopyDone> {
+    let started = client
         .transaction()
-        .map_err(|e| ("starting a transaction".to_string(), pg_message(&e)))?;
-    let cols = columns
+        .map_err(|e| db_error(url, "starting a transaction", pg_message(&e)))
+        .and_then(|mut t| setup(&mut t).map(|n| (t, n)));
+    let (mut t, setup) = match started {
+        Ok(s) => {
+            let _ = ready.send(Ok(()));
+            s
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return Ok(CopyDone::default());
+        }
+    };
+    let fail = |e: postgres::Error| db_error(url, &format!("copying {what}"), pg_message(&e));
+    let mut w = t.copy_in(copy).map_err(fail)?;
+    let mut committed = false;
+    for msg in rx {
+        match msg {
+            Msg::Rows(b) => w
+                .write_all(&b)
+                .map_err(|e| db_error(url, &format!("copying {what}"), io_message(&e)))?,
+            Msg::Commit => {
+                committed = true;
+                break;
+            }
+        }
+    }
+    if !committed {
+        // The scorer stopped without a commit: dropping the transaction rolls it back.
+        return Err(Error::Database {
+            target: redact(url),
+            message: format!("scoring stopped before the end; no {what} were committed"),
+        });
+    }
+    let rows = w.finish().map_err(fail)?;
+    let finish = finish(&mut t)?;
+    t.commit()
+        .map_err(|e| db_error(url, &format!("committing {what}"), pg_message(&e)))?;
+    Ok(CopyDone {
+        rows,
+        setup,
+        finish,
+    })
+}
+
+/// Runs `sql` in the transaction, naming `doing` in its error.
+pub fn batch(t: &mut postgres::Transaction<'_>, url: &str, doing: &str, sql: &str) -> Result<()> {
+    t.batch_execute(sql)
+        .map_err(|e| db_error(url, doing, pg_message(&e)))
+}
+
+/// Executes one statement with parameters in the transaction; returns the rows it touched.
+pub fn execute(
+    t: &mut postgres::Transaction<'_>,
+    url: &str,
+    doing: &str,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Result<u64> {
+    t.execute(sql, params)
+        .map_err(|e| db_error(url, doing, pg_message(&e)))
+}
+
+/// How the finished table is built from the staged rows.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    pub table: String,
+    pub columns: Vec<OutColumn>,
+    /// `Some((at, by, highest_first))` adds a `rank` column at position `at`: 1 for the highest
+    /// (or, when not `highest_first`, the lowest) value of column `by`, ties sharing a rank (SQL's
+    /// `rank()`).
+    pub rank: Option<(usize, usize, bool)>,
+    pub comment: String,
+}
+
+/// A table replaced in one transaction: the rows are staged in a new table beside the target,
+/// and at the end the old table is dropped and the staged one renamed in its place. `then` runs in
+/// the same transaction once the table is in place (the history of a run is appended from it), so
+/// both commit together or not at all.
+pub fn table_writer(url: &str, spec: TableSpec, then: Option<TxStep>) -> Result<PgCopyWriter> {
+    let (schema, name) = split_table(&spec.table);
+    let qualify = move |n: &str| match schema {
+        Some(s) => format!("{}.{}", ident(s), ident_one(n)),
+        None => ident_one(n),
+    };
+    let stage_name = short(&format!("{name}__churn_stage_{}", std::process::id()));
+    let stage = qualify(&stage_name);
+    let target = qualify(name);
+    let cols = spec
+        .columns
         .iter()
         .map(|c| {
             let ty = if c.numeric {
@@ -449,66 +536,11 @@ fn begin<'c>(
         })
         .collect::<Vec<_>>()
         .join(", ");
-    t.batch_execute(&format!("CREATE TABLE {stage} ({cols})"))
-        .map_err(|e| {
-            (
-                format!("creating the staging table {stage}"),
-                pg_message(&e),
-            )
-        })?;
-    Ok(t)
-}
+    let create = format!("CREATE TABLE {stage} ({cols})");
+    let doing = format!("creating the staging table {stage}");
+    let u = url.to_string();
+    let setup: TxStep = Box::new(move |t| batch(t, &u, &doing, &create).map(|_| 0));
 
-fn write_table(
-    client: &mut postgres::Client,
-    url: &str,
-    spec: &TableSpec,
-    rx: Receiver<Msg>,
-    ready: SyncSender<Result<()>>,
-) -> Result<u64> {
-    let (schema, name) = split_table(&spec.table);
-    let qualify = |n: &str| match schema {
-        Some(s) => format!("{}.{}", ident(s), ident_one(n)),
-        None => ident_one(n),
-    };
-    let stage_name = short(&format!("{name}__churn_stage_{}", std::process::id()));
-    let stage = qualify(&stage_name);
-    let target = qualify(name);
-    let fail = |doing: &str, e: postgres::Error| db_error(url, doing, pg_message(&e));
-
-    let mut t = match begin(client, &stage, &spec.columns) {
-        Ok(t) => {
-            let _ = ready.send(Ok(()));
-            t
-        }
-        Err(e) => {
-            let _ = ready.send(Err(db_error(url, &e.0, e.1)));
-            return Ok(0);
-        }
-    };
-    let mut w = t
-        .copy_in(format!("COPY {stage} FROM STDIN (FORMAT csv)").as_str())
-        .map_err(|e| fail("copying scores", e))?;
-    let mut committed = false;
-    for msg in rx {
-        match msg {
-            Msg::Rows(b) => w
-                .write_all(&b)
-                .map_err(|e| db_error(url, "copying scores", io_message(&e)))?,
-            Msg::Commit => {
-                committed = true;
-                break;
-            }
-        }
-    }
-    if !committed {
-        // The scorer stopped without a commit: dropping the transaction rolls it back.
-        return Err(Error::Database {
-            target: redact(url),
-            message: "scoring stopped before the end; the table was left as it was".into(),
-        });
-    }
-    let rows = w.finish().map_err(|e| fail("copying scores", e))?;
     let mut sql = String::new();
     let mut from = stage.clone();
     if let Some((at, by, highest_first)) = spec.rank {
@@ -547,11 +579,47 @@ fn write_table(
         ident_one(&index),
         spec.comment.replace('\'', "''")
     );
-    t.batch_execute(&sql)
-        .map_err(|e| fail(&format!("replacing table {}", spec.table), e))?;
-    t.commit()
-        .map_err(|e| fail(&format!("committing table {}", spec.table), e))?;
-    Ok(rows)
+    let doing = format!("replacing table {}", spec.table);
+    let u = url.to_string();
+    let finish: TxStep = Box::new(move |t| {
+        batch(t, &u, &doing, &sql)?;
+        match then {
+            Some(step) => step(t),
+            None => Ok(0),
+        }
+    });
+    PgCopyWriter::start(
+        url,
+        "scores",
+        setup,
+        format!("COPY {stage} FROM STDIN (FORMAT csv)"),
+        finish,
+    )
+}
+
+/// `schema.name` split into an optional schema and the name.
+pub fn split_table(t: &str) -> (Option<&str>, &str) {
+    match t.rsplit_once('.') {
+        Some((s, n)) => (Some(s), n),
+        None => (None, t),
+    }
+}
+
+/// A `schema.name` (or `name`) quoted for SQL, each part as written.
+pub fn qualified(t: &str) -> String {
+    match split_table(t) {
+        (Some(s), n) => format!("{}.{}", ident(s), ident_one(n)),
+        (None, n) => ident_one(n),
+    }
+}
+
+/// An identifier of at most 63 bytes (PostgreSQL's limit), cut on a character boundary.
+pub fn short(name: &str) -> String {
+    let mut end = name.len().min(63);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_string()
 }
 
 #[cfg(test)]

@@ -42,6 +42,16 @@ impl RiskTier {
         }
     }
 
+    /// The tier named by its text (as written in scores and history).
+    pub fn parse(s: &str) -> Option<RiskTier> {
+        match s {
+            "LOW" => Some(RiskTier::Low),
+            "MEDIUM" => Some(RiskTier::Medium),
+            "HIGH" => Some(RiskTier::High),
+            _ => None,
+        }
+    }
+
     pub fn of(p: f64, cuts: &TierCuts) -> RiskTier {
         if p >= cuts.high {
             RiskTier::High

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod social;
+
 pub const TELCO: &str = "data/telco_customer_churn.csv";
 
 pub struct Run {
