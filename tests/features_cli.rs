@@ -235,6 +235,94 @@ denominator = "buy_total"
 }
 
 #[test]
+fn a_user_column_gives_distinct_users_and_per_user_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    // Snapshot 2020-03-01, windows 7d (from 02-23) and 28d (from 02-02).
+    let log = "customer_id,timestamp,event_type,user_id
+a,2020-02-25,buy,ann
+a,2020-02-26,view,ann
+a,2020-02-27,view,bob
+a,2020-02-10,view,cy
+a,2020-01-05,buy,dee
+a,2020-02-28,view,
+b,2020-02-24,buy,ann
+b,2020-02-24,buy,ann
+c,2020-02-05,view,
+z,2020-06-30,view,zed
+";
+    // a: 7d has ann, bob (the blank-user view counts as an event, not as a user): 2 users, 4
+    //    events, 1 buy; 28d adds cy: 3 users, 5 events; before the snapshot 4 users (dee too).
+    // b: ann again is b's own user: 1 user, 2 events. c: events but no user: rates missing.
+    let ev = write(dir.path(), "events.csv", log);
+    let spec = write(
+        dir.path(),
+        "spec.toml",
+        "[metrics]\nwindows = [\"7d\", \"28d\"]\ntrend = []\nevent_types = [\"buy\"]\n",
+    );
+    let (rows, run) = features(
+        dir.path(),
+        &ev,
+        &[
+            "--snapshot",
+            "2020-03-01",
+            "--horizon",
+            "30d",
+            "--spec",
+            &spec,
+        ],
+    );
+    let a = row(&rows, "a", "2020-03-01").unwrap();
+    assert_eq!(num(a, "users_total"), 4.0);
+    assert_eq!(num(a, "users_7d"), 2.0);
+    assert_eq!(num(a, "users_28d"), 3.0);
+    assert_eq!(num(a, "events_per_user_7d"), 2.0);
+    assert_eq!(num(a, "events_per_user_28d"), 5.0 / 3.0);
+    assert_eq!(num(a, "buy_per_user_7d"), 0.5);
+    let b = row(&rows, "b", "2020-03-01").unwrap();
+    assert_eq!(
+        (num(b, "users_7d"), num(b, "events_per_user_7d")),
+        (1.0, 2.0)
+    );
+    let c = row(&rows, "c", "2020-03-01").unwrap();
+    assert_eq!((num(c, "users_28d"), num(c, "events_28d")), (0.0, 1.0));
+    assert_eq!(
+        c["events_per_user_28d"], "",
+        "no users: missing, not infinite"
+    );
+    assert!(run.stdout.contains("users_7d"), "{}", run.stdout);
+
+    // The spec can turn them off, and a log without the column has none.
+    let off = write(
+        dir.path(),
+        "off.toml",
+        "[metrics]\nwindows = [\"7d\"]\nper_user = false\n",
+    );
+    let (rows, _) = features(
+        dir.path(),
+        &ev,
+        &[
+            "--snapshot",
+            "2020-03-01",
+            "--horizon",
+            "30d",
+            "--spec",
+            &off,
+        ],
+    );
+    assert!(
+        rows[0].keys().all(|k| !k.contains("user")),
+        "{:?}",
+        rows[0].keys()
+    );
+    let (rows, _) = features(
+        dir.path(),
+        &write(dir.path(), "plain.csv", EVENTS),
+        &["--snapshot", "2020-03-01", "--horizon", "30d"],
+    );
+    assert!(rows[0].keys().all(|k| !k.contains("user")));
+}
+
+#[test]
 fn a_spec_naming_no_event_types_takes_the_frequent_ones_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
     // 13 events: buy 8, view 4, and one "Log In", under a 10% share.

@@ -97,6 +97,8 @@ fn health_follows_the_directions_and_the_bands_and_actions_follow_the_table() {
     for not in ["days_since_last_event", "tenure_days", "trend_14d", "mrr"] {
         assert!(!names.contains(&not), "{not} in {names:?}");
     }
+    // The log's user column gives distinct users, an activity metric like the counts.
+    assert!(names.contains(&"users_28d"), "{names:?}");
     let r = churn(&["inspect", "--model", f.model.to_str().unwrap()]);
     assert!(
         r.stdout
@@ -615,4 +617,61 @@ fn without_usage_measures_there_are_no_health_fields_and_bad_health_is_refused()
         &features,
     ]);
     assert!(!e.ok && e.stderr.contains("format 3"), "{}", e.stderr);
+}
+
+#[test]
+fn a_default_measure_with_one_value_for_everyone_is_left_out() {
+    let f = fixture(&["--usage", "none"]);
+    // The training table with a column every customer shares, named like an activity metric.
+    let text = std::fs::read_to_string(f.dir.join("train.csv")).unwrap();
+    let mut lines = text.lines();
+    let mut out = format!("{},seats_total\n", lines.next().unwrap());
+    for l in lines {
+        out += &format!("{l},3\n");
+    }
+    let data = write(&f.dir, "seats.csv", &out);
+    let train = |extra: &[&str], to: &str| -> Vec<String> {
+        let dir = f.dir.join(to);
+        let mut a = vec![
+            "train",
+            "--data",
+            &data,
+            "--label",
+            "churned",
+            "--positive",
+            "1",
+            "--id",
+            "customer_id",
+            "--split-by",
+            "snapshot",
+            "--kind",
+            "linear",
+            "--seed",
+            "1",
+            "--out",
+        ];
+        let d = dir.to_str().unwrap().to_string();
+        a.push(&d);
+        a.extend_from_slice(extra);
+        let r = churn(&a);
+        assert!(r.ok, "train: {}", r.stderr);
+        model_json(&dir.join("1/model.json"))["health"]["measures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["feature"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let by_default = train(&[], "default");
+    assert!(
+        by_default.contains(&"events_7d".to_string()),
+        "{by_default:?}"
+    );
+    assert!(
+        !by_default.contains(&"seats_total".to_string()),
+        "{by_default:?}"
+    );
+    // Named with --usage, it is the user's choice and stays.
+    let named = train(&["--usage", "seats_total,events_7d"], "named");
+    assert_eq!(named, ["seats_total", "events_7d"]);
 }

@@ -18,6 +18,8 @@ pub struct EventReader {
     pub columns: Vec<String>,
     pub type_at: Option<usize>,
     pub value_at: Option<usize>,
+    /// The user column, when distinct users are counted.
+    pub user_at: Option<usize>,
     pub offset: i64,
     /// Named event types: channel = 1 + position.
     pub types: Vec<String>,
@@ -32,7 +34,15 @@ struct PartEvents {
     lines: u64,
     rows: u64,
     arena: String,
-    buckets: Vec<Vec<(u32, u32, Event)>>,
+    buckets: Vec<Vec<Placed>>,
+}
+
+/// An event with its customer id and user id (empty: none) as ranges of the part's arena.
+#[derive(Clone, Copy)]
+struct Placed {
+    id: (u32, u32),
+    user: (u32, u32),
+    ev: Event,
 }
 
 /// A bad row within a part: (line or row relative to the part, column, message).
@@ -63,16 +73,21 @@ impl EventReader {
         let shard = crate::io::Shard::of(&id, part.buckets.len() as u64) as usize;
         let at = part.arena.len() as u32;
         part.arena.push_str(&id);
-        part.buckets[shard].push((
-            at,
-            id.len() as u32,
-            Event {
+        // A blank user cell is an event without a user: it counts everywhere but in users.
+        let user_at = part.arena.len() as u32;
+        if let Some(user) = self.user_at.and_then(|k| rows::text(cells[k])) {
+            part.arena.push_str(&user);
+        }
+        part.buckets[shard].push(Placed {
+            id: (at, id.len() as u32),
+            user: (user_at, part.arena.len() as u32 - user_at),
+            ev: Event {
                 time,
                 channel,
                 qualifies,
                 value,
             },
-        ));
+        });
         Ok(())
     }
 
@@ -174,10 +189,14 @@ impl EventReader {
                 }
                 shards.par_iter_mut().enumerate().for_each(|(k, shard)| {
                     for p in &done {
-                        for &(at, len, ev) in &p.buckets[k] {
-                            let id = &p.arena[at as usize..(at + len) as usize];
-                            let c = shard.customer(id);
-                            shard.add(c, &ev, tl);
+                        for e in &p.buckets[k] {
+                            let text =
+                                |(at, len): (u32, u32)| &p.arena[at as usize..(at + len) as usize];
+                            let c = shard.customer(text(e.id));
+                            shard.add(c, &e.ev, tl);
+                            if e.user.1 > 0 {
+                                shard.add_user(c, text(e.user), crate::time::day_of(e.ev.time), tl);
+                            }
                         }
                     }
                 });

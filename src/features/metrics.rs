@@ -23,6 +23,13 @@ pub enum Metric {
     /// Value per event before the snapshot.
     AvgValue,
     ActiveDays(u32),
+    /// Distinct users with an event in the window (None: all before the snapshot).
+    Users(Option<u32>),
+    /// Events of a channel in the window per distinct user in it; missing without users.
+    PerUser {
+        channel: usize,
+        days: u32,
+    },
     /// (events in the window + 1) / (events in the window before it + 1).
     Trend(u32),
     EarlyEvents,
@@ -47,6 +54,8 @@ pub struct MetricColumn {
 #[derive(Debug, Clone, Copy)]
 pub struct Available {
     pub values: bool,
+    /// The log has a user column.
+    pub users: bool,
     pub subscriptions: Option<SubscriptionFields>,
 }
 
@@ -116,6 +125,25 @@ pub fn columns(r: &ResolvedSpec, has: Available) -> Result<Vec<MetricColumn>, St
     if m.active_days {
         for &w in &r.windows {
             add(format!("active_days_{w}d"), Metric::ActiveDays(w));
+        }
+    }
+    if has.users && m.per_user {
+        add("users_total".into(), Metric::Users(None));
+        for &w in &r.windows {
+            add(format!("users_{w}d"), Metric::Users(Some(w)));
+        }
+        for (channel, stem) in std::iter::once((0, "events".to_string())).chain(
+            m.event_types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i + 1, t.stem())),
+        ) {
+            for &w in &r.windows {
+                add(
+                    format!("{stem}_per_user_{w}d"),
+                    Metric::PerUser { channel, days: w },
+                );
+            }
         }
     }
     for &w in &r.trend {
@@ -211,6 +239,14 @@ pub fn compute(
                 }
             }
             Metric::ActiveDays(w) => f64::from(v.active_days(tl, s - i64::from(w), s)),
+            Metric::Users(days) => v.users(span(tl, s, days)) as f64,
+            Metric::PerUser { channel, days } => {
+                let segs = span(tl, s, Some(days));
+                match v.users(segs.clone()) {
+                    0 => f64::NAN,
+                    n => v.count(channel, segs) as f64 / n as f64,
+                }
+            }
             Metric::Trend(w) => {
                 let w = i64::from(w);
                 let recent = v.count(0, tl.window(s - w, s)) as f64;

@@ -166,6 +166,11 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
         columns.push(cols.value.clone());
         columns.len() - 1
     });
+    let has_users = has(&cols.user_id) && metrics_spec.per_user;
+    let user_at = has_users.then(|| {
+        columns.push(cols.user_id.clone());
+        columns.len() - 1
+    });
 
     let subs = match &job.subscriptions {
         Some(src) => {
@@ -190,6 +195,7 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
         r,
         metrics::Available {
             values: has_value,
+            users: has_users,
             subscriptions: subs.as_ref().map(|s| s.fields),
         },
     )
@@ -225,6 +231,7 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
         values: has_value,
         words: tl.bitmap_words(),
         early_days: r.early_life as usize,
+        users: has_users,
     };
     let n_shards = (rayon::current_num_threads() * 8).next_power_of_two();
     let mut shards: Vec<Shard> = (0..n_shards)
@@ -242,6 +249,7 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
         columns,
         type_at,
         value_at,
+        user_at,
         offset: r.utc_offset,
         types,
         activity,

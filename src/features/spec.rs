@@ -26,6 +26,9 @@ pub struct EventColumns {
     pub event_type: String,
     /// Optional in the data: without it there are no value metrics.
     pub value: String,
+    /// Optional in the data: the user (seat) of the account who acted; with it, distinct users
+    /// and per-user rates per window.
+    pub user_id: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +83,9 @@ pub struct MetricsSpec {
     pub frequency: bool,
     pub monetary: bool,
     pub active_days: bool,
+    /// Where the log has a user column: distinct users before the snapshot and in each window,
+    /// and events (and each event type) per user in each window.
+    pub per_user: bool,
     /// Event types with their own counts (and values) per window. When none is named and the
     /// log has a type column, every type with enough events is taken (see [`choose_types`]).
     pub event_types: Vec<EventTypeSpec>,
@@ -119,6 +125,7 @@ impl Default for EventColumns {
             timestamp: "timestamp".into(),
             event_type: "event_type".into(),
             value: "value".into(),
+            user_id: "user_id".into(),
         }
     }
 }
@@ -156,6 +163,7 @@ impl Default for MetricsSpec {
             frequency: true,
             monetary: true,
             active_days: true,
+            per_user: true,
             event_types: Vec::new(),
             auto_types: true,
             min_type_share: 0.001,

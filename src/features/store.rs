@@ -10,6 +10,10 @@
 //! Two more things need days rather than segments: distinct active days (a bitmap of the days the
 //! windows cover) and early life (per-day counts for the first days after the customer was first
 //! seen; when an earlier event moves that first day back, the counts slide along).
+//!
+//! Distinct users do not add up over segments either: where the log has a user column, each
+//! (customer, user) pair keeps the set of segments it was active in, one bit per segment, and the
+//! users of a window are the pairs with a bit in its segments.
 use crate::time::day_of;
 use rustc_hash::FxHashMap;
 
@@ -108,6 +112,8 @@ pub struct StoreLayout {
     pub values: bool,
     pub words: usize,
     pub early_days: usize,
+    /// Distinct users are tracked (the log has a user column).
+    pub users: bool,
 }
 
 /// One parsed event, ready to add.
@@ -142,6 +148,22 @@ pub struct Shard {
     l: StoreLayout,
     /// Channel of the qualifying events, when it is not channel 0.
     qualifying: Option<usize>,
+    users: UserSets,
+}
+
+/// Each (customer, user) pair's active segments.
+#[derive(Default)]
+struct UserSets {
+    /// 64-bit words per pair.
+    words: usize,
+    /// User id -> user number in the shard.
+    user_index: FxHashMap<Box<str>, u32>,
+    /// (customer << 32 | user) -> pair.
+    pair_index: FxHashMap<u64, u32>,
+    /// Per customer: its pairs.
+    pairs_of: Vec<Vec<u32>>,
+    /// Per pair: `words` words of segment bits.
+    bits: Vec<u64>,
 }
 
 impl Shard {
@@ -158,6 +180,10 @@ impl Shard {
             early_v: Vec::new(),
             last_event: i64::MIN,
             events: 0,
+            users: UserSets {
+                words: if l.users { l.segments.div_ceil(64) } else { 0 },
+                ..UserSets::default()
+            },
             l,
             qualifying,
         }
@@ -184,7 +210,32 @@ impl Shard {
         if l.values {
             self.early_v.resize(self.early_v.len() + l.early_days, 0.0);
         }
+        if l.users {
+            self.users.pairs_of.push(Vec::new());
+        }
         c
+    }
+
+    /// Marks `user` active for customer `c` on the segment of `day`.
+    pub fn add_user(&mut self, c: usize, user: &str, day: i64, tl: &Timeline) {
+        let u = &mut self.users;
+        let next = u.user_index.len() as u32;
+        let user = match u.user_index.get(user) {
+            Some(&k) => k,
+            None => {
+                u.user_index.insert(user.into(), next);
+                next
+            }
+        };
+        let key = (c as u64) << 32 | u64::from(user);
+        let pairs = u.pair_index.len() as u32;
+        let pair = *u.pair_index.entry(key).or_insert_with(|| {
+            u.pairs_of[c].push(pairs);
+            u.bits.resize(u.bits.len() + u.words, 0);
+            pairs
+        }) as usize;
+        let seg = tl.segment(day);
+        u.bits[pair * u.words + seg / 64] |= 1 << (seg % 64);
     }
 
     pub fn find(&self, id: &str) -> Option<usize> {
@@ -277,6 +328,13 @@ impl Shard {
                 &[]
             },
             channels: l.channels,
+            pairs: if l.users {
+                &self.users.pairs_of[c]
+            } else {
+                &[]
+            },
+            pair_bits: &self.users.bits,
+            pair_words: self.users.words,
         }
     }
 
@@ -284,7 +342,16 @@ impl Shard {
     pub fn bytes_per_customer(&self) -> usize {
         let l = &self.l;
         let cells = l.segments * l.channels;
-        cells * 4
+        // A pair's bits and index entries, and each user's id, spread over the customers.
+        let users = if l.users {
+            let u = &self.users;
+            24 + (u.pair_index.len() * (u.words * 8 + 20) + u.user_index.len() * 40)
+                / self.ids.len().max(1)
+        } else {
+            0
+        };
+        users
+            + cells * 4
             + if l.values { cells * 8 } else { 0 }
             + l.segments * 8
             + l.words * 8
@@ -303,6 +370,10 @@ pub struct CustomerView<'a> {
     early_n: &'a [u32],
     early_v: &'a [f64],
     channels: usize,
+    /// The customer's (customer, user) pairs, and every pair's segment bits.
+    pairs: &'a [u32],
+    pair_bits: &'a [u64],
+    pair_words: usize,
 }
 
 impl CustomerView<'_> {
@@ -327,6 +398,32 @@ impl CustomerView<'_> {
             .copied()
             .max()
             .filter(|&t| t != i64::MIN)
+    }
+
+    /// Distinct users with an event in the segments.
+    pub fn users(&self, segs: std::ops::Range<usize>) -> u64 {
+        if segs.is_empty() {
+            return 0;
+        }
+        // The window's segments as a mask over each word of a pair's bits.
+        let w = self.pair_words;
+        let mask = |k: usize| -> u64 {
+            let (lo, hi) = (k * 64, k * 64 + 64);
+            let a = segs.start.clamp(lo, hi) - lo;
+            let b = segs.end.clamp(lo, hi) - lo;
+            match b - a {
+                0 => 0,
+                64 => u64::MAX,
+                n => ((1u64 << n) - 1) << a,
+            }
+        };
+        self.pairs
+            .iter()
+            .filter(|&&p| {
+                let bits = &self.pair_bits[p as usize * w..(p as usize + 1) * w];
+                bits.iter().enumerate().any(|(k, b)| b & mask(k) != 0)
+            })
+            .count() as u64
     }
 
     /// Distinct days with an event in `[from, to)`.
@@ -365,6 +462,7 @@ mod tests {
             values: true,
             words: tl.bitmap_words(),
             early_days: early,
+            users: true,
         }
     }
 
@@ -412,6 +510,50 @@ mod tests {
             // Early life: days 60..70 hold one event (day 60).
             assert_eq!(v.early(100), (1, 2.0));
             assert_eq!(v.early(60), (0, 0.0));
+        }
+    }
+
+    #[test]
+    fn distinct_users_of_a_window_match_a_naive_count_across_many_segments() {
+        // Enough snapshots for more than 64 segments, so a pair's bits span several words.
+        let snaps: Vec<i64> = (0..40).map(|k| 1000 + 5 * k).collect();
+        let tl = Timeline::new(&snaps, &[7, 28], None, &[]);
+        assert!(tl.segments() > 64, "{}", tl.segments());
+        let mut shard = Shard::new(layout(&tl, 0), None);
+        let (a, b) = (shard.customer("a"), shard.customer("b"));
+        // (customer, user, day): users shared across customers stay distinct per customer.
+        let mut events = Vec::new();
+        for k in 0..300i64 {
+            let day = 960 + (k * 37) % 330;
+            let user = format!("u{}", k % 9);
+            events.push((if k % 3 == 0 { b } else { a }, user, day));
+        }
+        for (c, u, d) in &events {
+            shard.add(*c, &ev(*d), &tl);
+            shard.add_user(*c, u, *d, &tl);
+        }
+        for &s in &snaps {
+            for w in [7, 28] {
+                for c in [a, b] {
+                    let naive: std::collections::HashSet<&str> = events
+                        .iter()
+                        .filter(|(cc, _, d)| *cc == c && *d >= s - w && *d < s)
+                        .map(|(_, u, _)| u.as_str())
+                        .collect();
+                    let got = shard.view(c).users(tl.window(s - w, s));
+                    assert_eq!(
+                        got as usize,
+                        naive.len(),
+                        "customer {c} snapshot {s} window {w}"
+                    );
+                }
+            }
+            let all: std::collections::HashSet<&str> = events
+                .iter()
+                .filter(|(cc, _, d)| *cc == a && *d < s)
+                .map(|(_, u, _)| u.as_str())
+                .collect();
+            assert_eq!(shard.view(a).users(tl.before(s)) as usize, all.len());
         }
     }
 

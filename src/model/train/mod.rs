@@ -387,12 +387,21 @@ fn fit_health(
             .iter()
             .map(|&x| if x.is_nan() { enc.impute } else { x })
             .collect();
+        // A default measure with one value for every training customer cannot tell them apart
+        // (a log with one user per account: users_total is 1 for all): left out rather than
+        // pulling every health toward the middle. A measure named with --usage is kept.
+        if opts.usage.is_none() && values.iter().all(|&v| v == values[0]) {
+            continue;
+        }
         let weight = opts
             .usage_weights
             .iter()
             .find(|(w, _)| w == name)
             .map_or(1.0, |(_, w)| *w);
         measures.push(health::fit_measure(name, &values, &stayed, weight));
+    }
+    if measures.is_empty() {
+        return Ok((None, report(Vec::new())));
     }
     let summary = measures
         .iter()
