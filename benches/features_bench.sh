@@ -5,7 +5,8 @@
 #   same:     COPIES copies with the same ids     -> COPIES x the events, the same 295 customers
 #   many:     200,000 synthetic customers with 25 events each (5M events), no subscriptions
 # Prints events/s (of the reading pass, as the command reports it), wall time and peak RSS.
-# Usage: benches/features_bench.sh [COPIES=20]
+# Usage: benches/features_bench.sh [COPIES=20]; SPEC=FILE passes --spec FILE to every run (e.g. a
+# spec with `[metrics] per_user = false` to measure what counting distinct users costs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COPIES=${1:-20}
@@ -64,7 +65,7 @@ for kind in distinct same many; do
   fi
   events=$(($(wc -l <"$f") - 1))
   sync
-  /usr/bin/time -f "%e %M" -o "$DIR/time.txt" "$BIN" features --events "$f" "${subs_args[@]}" \
+  /usr/bin/time -f "%e %M" -o "$DIR/time.txt" "$BIN" features --events "$f" "${subs_args[@]}" ${SPEC:+--spec "$SPEC"} \
     --from 2020-02-01 --to 2020-05-01 --every 14d --horizon 28d --out "$DIR/features-$kind.csv" --json >"$DIR/summary.json"
   read -r wall rss <"$DIR/time.txt"
   python3 - "$DIR/summary.json" "$kind" "$events" "$wall" "$rss" <<'PY'

@@ -802,3 +802,93 @@ fn a_table_that_is_not_a_history_is_refused_by_name() {
     assert!(r.stderr.contains("not_history"), "{}", r.stderr);
     assert!(!out.exists());
 }
+
+#[test]
+fn cdnow_purchases_through_features_train_and_two_runs_with_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let feats = |out: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "features",
+            "--events",
+            "data/cdnow/cdnow_master.csv",
+            "--spec",
+            "examples/features/cdnow.toml",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        let r = churn(&a);
+        assert!(r.ok, "features: {}", r.stderr);
+    };
+    let train = d.join("train.csv");
+    feats(
+        &train,
+        &[
+            "--from",
+            "1997-06-01",
+            "--to",
+            "1997-10-01",
+            "--every",
+            "60d",
+            "--horizon",
+            "90d",
+        ],
+    );
+    let model = d.join("cdnow");
+    let r = churn(&[
+        "train",
+        "--data",
+        train.to_str().unwrap(),
+        "--label",
+        "churned",
+        "--positive",
+        "1",
+        "--id",
+        "customer_id",
+        "--split-by",
+        "snapshot",
+        "--kind",
+        "linear",
+        "--seed",
+        "1",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(r.ok, "train: {}", r.stderr);
+    let model = model.join("1/model.json");
+    let folder = d.join("history");
+    let days = ["1998-01-01", "1998-03-01"];
+    let runs: Vec<ScoreRun> = days
+        .iter()
+        .map(|day| {
+            let input = d.join(format!("now_{day}.csv"));
+            feats(&input, &["--snapshot", day, "--label", "none"]);
+            score_run(
+                &model,
+                &input,
+                &d.join(format!("scores_{day}.csv")),
+                &["--history", folder.to_str().unwrap()],
+                day,
+            )
+        })
+        .collect();
+    let pairs: Vec<(&str, &ScoreRun)> = days.iter().copied().zip(&runs).collect();
+    check_trend(&pairs);
+    // Every CDNOW customer bought in 1997, so all are in both runs: none is new the second time.
+    assert_eq!(runs[1].rows.len(), 23570);
+    assert_eq!(runs[1].summary["history"]["new_customers"], 0);
+    // The purchase counts are the usage: every row has a health, a band and an action.
+    let mut per_action: HashMap<&str, u64> = HashMap::new();
+    for r in runs[1].rows.values() {
+        let h = num(&r["health_score"]);
+        assert!((0.0..=100.0).contains(&h), "{h}");
+        *per_action.entry(r["action"].as_str()).or_default() += 1;
+    }
+    for (a, n) in runs[1].summary["actions"].as_object().unwrap() {
+        assert_eq!(
+            per_action.get(a.as_str()).copied().unwrap_or(0),
+            n.as_u64().unwrap()
+        );
+    }
+}

@@ -577,16 +577,20 @@ fn ensure_table(url: &str, table: &str) -> Result<()> {
         })
         .chain(["scored_at timestamptz NOT NULL DEFAULT now()".to_string()])
         .collect();
+    // One index follows a customer through the runs; the other finds a run to replace.
     let index = postgres::short(&format!("{name}_customer_id_as_of_idx"));
+    let run_index = postgres::short(&format!("{name}_as_of_idx"));
     let sql = format!(
         "SELECT pg_advisory_xact_lock(hashtext('churn history ' || {lit}));
          CREATE TABLE IF NOT EXISTS {q} ({cols});
          CREATE INDEX IF NOT EXISTS {idx} ON {q} (customer_id, as_of);
+         CREATE INDEX IF NOT EXISTS {run_idx} ON {q} (as_of);
          COMMENT ON TABLE {q} IS 'churn score history: one row per customer and run (as_of)';",
         lit = quote_literal(table),
         q = postgres::qualified(table),
         cols = cols.join(", "),
         idx = postgres::ident_one(&index),
+        run_idx = postgres::ident_one(&run_index),
     );
     // A table of that name that is not a history is refused before it is touched.
     let doing = format!("checking history table {table}");

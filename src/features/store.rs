@@ -160,8 +160,13 @@ struct UserSets {
     user_index: FxHashMap<Box<str>, u32>,
     /// (customer << 32 | user) -> pair.
     pair_index: FxHashMap<u64, u32>,
-    /// Per customer: its pairs.
+    /// Per customer: its pairs, and the pair of its latest event (u32::MAX before any): an
+    /// account's events mostly come from the user of the event before.
     pairs_of: Vec<Vec<u32>>,
+    last_pair: Vec<u32>,
+    /// Per pair: its user; per user: the id.
+    pair_user: Vec<u32>,
+    user_names: Vec<Box<str>>,
     /// Per pair: `words` words of segment bits.
     bits: Vec<u64>,
 }
@@ -212,6 +217,7 @@ impl Shard {
         }
         if l.users {
             self.users.pairs_of.push(Vec::new());
+            self.users.last_pair.push(u32::MAX);
         }
         c
     }
@@ -219,21 +225,27 @@ impl Shard {
     /// Marks `user` active for customer `c` on the segment of `day`.
     pub fn add_user(&mut self, c: usize, user: &str, day: i64, tl: &Timeline) {
         let u = &mut self.users;
-        let next = u.user_index.len() as u32;
-        let user = match u.user_index.get(user) {
-            Some(&k) => k,
-            None => {
-                u.user_index.insert(user.into(), next);
-                next
-            }
-        };
-        let key = (c as u64) << 32 | u64::from(user);
-        let pairs = u.pair_index.len() as u32;
-        let pair = *u.pair_index.entry(key).or_insert_with(|| {
-            u.pairs_of[c].push(pairs);
-            u.bits.resize(u.bits.len() + u.words, 0);
-            pairs
-        }) as usize;
+        let last = u.last_pair[c];
+        let pair =
+            if last != u32::MAX && *u.user_names[u.pair_user[last as usize] as usize] == *user {
+                last as usize
+            } else {
+                let next = u.user_names.len() as u32;
+                let k = *u.user_index.entry(user.into()).or_insert(next);
+                if k == next {
+                    u.user_names.push(user.into());
+                }
+                let key = (c as u64) << 32 | u64::from(k);
+                let pairs = u.pair_user.len() as u32;
+                let pair = *u.pair_index.entry(key).or_insert(pairs);
+                if pair == pairs {
+                    u.pairs_of[c].push(pair);
+                    u.pair_user.push(k);
+                    u.bits.resize(u.bits.len() + u.words, 0);
+                }
+                u.last_pair[c] = pair;
+                pair as usize
+            };
         let seg = tl.segment(day);
         u.bits[pair * u.words + seg / 64] |= 1 << (seg % 64);
     }
