@@ -119,10 +119,17 @@ struct Measure {
     grid: Vec<u32>,
     grid_lo: f64,
     grid_scale: f64,
+    /// The oriented percentile of each integer step from the first stored value on (at most
+    /// `INTS` of them), so a count, the usual usage measure, is one load. Filled from the search
+    /// itself, so it gives the same numbers; other values take the search.
+    ints: Vec<f64>,
+    ints_lo: f64,
 }
 
 /// Cells of a measure's guide: about one distinct value each at most.
 const GRID: usize = 128;
+/// Integer steps a measure's direct table covers (2 KB, so a model's tables stay in cache).
+const INTS: usize = 256;
 
 impl Measure {
     fn new(feature: usize, m: &UsageMeasure) -> Measure {
@@ -151,7 +158,7 @@ impl Measure {
                 distinct.partition_point(|v| *v < start) as u32
             })
             .collect();
-        Measure {
+        let mut m = Measure {
             feature,
             weight: m.weight,
             distinct,
@@ -160,7 +167,12 @@ impl Measure {
             grid,
             grid_lo: lo,
             grid_scale,
-        }
+            ints: Vec::new(),
+            ints_lo: lo,
+        };
+        let n = ((hi - lo).min(INTS as f64) as usize + 1).min(INTS);
+        m.ints = (0..n).map(|k| m.searched(lo + k as f64)).collect();
+        m
     }
 
     /// The number of distinct values below x: a guess from the guide, walked to the exact count.
@@ -180,6 +192,15 @@ impl Measure {
 
     #[inline]
     fn oriented_percentile(&self, x: f64) -> f64 {
+        let k = x - self.ints_lo;
+        if k >= 0.0 && k < self.ints.len() as f64 && k == k.trunc() {
+            return self.ints[k as usize];
+        }
+        self.searched(x)
+    }
+
+    #[inline]
+    fn searched(&self, x: f64) -> f64 {
         let j = self.count_below(x);
         if j < self.distinct.len() && self.distinct[j] == x {
             self.at[j]
@@ -434,6 +455,30 @@ mod tests {
             for x in probes {
                 let want = percentile(&edges, x);
                 assert_eq!(c.oriented_percentile(x).to_bits(), want.to_bits(), "{x}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_count_takes_its_direct_table_and_gets_the_same_numbers() {
+        // Counts with a tie at zero, spanning more integers than the table holds.
+        let mut edges = vec![0.0; 20];
+        edges.extend((1..=79).map(|k| f64::from(k * k)));
+        for direction in [1i8, -1] {
+            let m = UsageMeasure {
+                feature: "x".into(),
+                direction,
+                weight: 1.0,
+                staying_auc: 0.6,
+                percentiles: edges.clone(),
+            };
+            let c = Measure::new(0, &m);
+            assert_eq!(c.ints.len(), INTS);
+            for k in -5..7000 {
+                for x in [f64::from(k), f64::from(k) + 0.5] {
+                    let want = oriented(direction, percentile(&edges, x));
+                    assert_eq!(c.oriented_percentile(x).to_bits(), want.to_bits(), "{x}");
+                }
             }
         }
     }
