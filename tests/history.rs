@@ -239,16 +239,8 @@ fn a_parquet_folder_keeps_one_file_per_run_and_serves_the_previous_runs() {
         .collect();
     let pairs: Vec<(&str, &ScoreRun)> = DAYS.iter().copied().zip(&runs).collect();
     check_trend(&pairs);
-    let files = |dir: &Path| -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        v.sort();
-        v
-    };
     let want: Vec<String> = DAYS.iter().map(|d| format!("{d}.parquet")).collect();
-    assert_eq!(files(&folder), want);
+    assert_eq!(file_names(&folder), want);
 
     // Each file holds its run as scored.
     let (ids, p, as_of) = read_history_file(&folder.join(&want[1]));
@@ -278,7 +270,7 @@ fn a_parquet_folder_keeps_one_file_per_run_and_serves_the_previous_runs() {
     ]);
     assert!(r.ok, "{}", r.stderr);
     assert_eq!(json(&r.stdout)["history"]["replaced"], runs[2].rows.len());
-    assert_eq!(files(&folder), want);
+    assert_eq!(file_names(&folder), want);
     let cols = parquet_cells(&out);
     assert_eq!(cols["customer_id"].len(), runs[2].rows.len());
     for (i, id) in cols["customer_id"].iter().enumerate() {
@@ -332,6 +324,16 @@ fn parquet_cells(path: &Path) -> HashMap<String, Vec<Option<String>>> {
         }
     }
     cols
+}
+
+/// The names in a folder, sorted.
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
 }
 
 /// A history file's ids, probabilities and as-of dates.
@@ -576,30 +578,26 @@ fn a_killed_run_leaves_no_parquet_run_and_the_next_run_cleans_up() {
     let folder = dir.path().join("history");
     let out = dir.path().join("scores.csv");
     let (out, f) = (out.to_str().unwrap(), folder.to_str().unwrap());
-    let r = score(&[
-        "--input",
-        TELCO,
-        "--output",
-        out,
-        "--id",
-        "customerID",
-        "--history",
-        f,
-        "--as-of",
-        "2026-11-30",
-    ]);
-    assert!(r.ok, "{}", r.stderr);
+    let full_run = || {
+        let r = score(&[
+            "--input",
+            TELCO,
+            "--output",
+            out,
+            "--id",
+            "customerID",
+            "--history",
+            f,
+            "--as-of",
+            "2026-11-30",
+        ]);
+        assert!(r.ok, "{}", r.stderr);
+    };
+    full_run();
     let run = folder.join("2026-11-30.parquet");
     let first = read_history_file(&run);
     assert_eq!(first.0.len(), 7043);
-    let names = || -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&folder)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        v.sort();
-        v
-    };
+    let names = || file_names(&folder);
     for day in ["2026-11-30", "2026-12-01"] {
         let (child, pipe) = score_from_fifo(
             dir.path(),
@@ -614,19 +612,7 @@ fn a_killed_run_leaves_no_parquet_run_and_the_next_run_cleans_up() {
             read_history_file(&run) == first,
             "the run's file is as it was"
         );
-        let r = score(&[
-            "--input",
-            TELCO,
-            "--output",
-            out,
-            "--id",
-            "customerID",
-            "--history",
-            f,
-            "--as-of",
-            "2026-11-30",
-        ]);
-        assert!(r.ok, "{}", r.stderr);
+        full_run();
         assert_eq!(
             names(),
             ["2026-11-30.parquet"],

@@ -17,7 +17,7 @@
 //! With `--shard i/N` a run replaces only the rows of its shard's customers (in PostgreSQL) or
 //! its own file `AS_OF.shard-i-of-N.parquet`, so shards run side by side and a failed shard can
 //! be rerun alone.
-use super::output::ColumnType;
+use super::output::{ColumnType, split_ids};
 use crate::error::{Error, Result};
 use crate::io::Shard;
 use crate::io::atomic::TempFile;
@@ -161,7 +161,6 @@ pub(crate) enum HistoryWriter {
 pub(crate) struct HistoryRun {
     pub(crate) previous: PreviousRuns,
     pub(crate) writer: HistoryWriter,
-    pub(crate) kind: HistoryRowKind,
 }
 
 /// What a committed run did.
@@ -176,6 +175,25 @@ pub struct HistorySummary {
     /// Customers scored with an earlier run, and without one.
     pub with_previous: u64,
     pub new_customers: u64,
+}
+
+/// A date as its 10 bytes, YYYY-MM-DD, without allocating (years 0-9999, as `--as-of` takes).
+pub(crate) fn date_text(d: NaiveDate) -> [u8; 10] {
+    use chrono::Datelike;
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    let (y, m, day) = (d.year().clamp(0, 9999) as u32, d.month(), d.day());
+    [
+        digit(y / 1000),
+        digit(y / 100),
+        digit(y / 10),
+        digit(y),
+        b'-',
+        digit(m / 10),
+        digit(m),
+        b'-',
+        digit(day / 10),
+        digit(day),
+    ]
 }
 
 /// A customer whose churn probability rose since their previous run.
@@ -193,31 +211,72 @@ pub struct Riser {
 /// How many risers the summary lists.
 pub const RISERS: usize = 10;
 
-/// Keeps the `RISERS` largest rises offered (largest first once [`top_risers`] sorts them).
-pub(crate) fn keep_riser(v: &mut Vec<Riser>, r: Riser) {
-    v.push(r);
-    if v.len() >= 4 * RISERS {
-        top_risers(v);
-    }
+/// The `RISERS` largest rises offered. A rise below the smallest one kept at the last trim is
+/// turned away before anything is allocated for it, so most rows cost one comparison.
+#[derive(Debug, Default)]
+pub(crate) struct TopRisers {
+    kept: Vec<Riser>,
+    /// The smallest rise kept at the last trim (0 before one): smaller rises cannot make the list.
+    floor: f64,
 }
 
-/// Sorts the largest rise first (ties by id) and keeps `RISERS`.
-pub(crate) fn top_risers(v: &mut Vec<Riser>) {
-    v.sort_by(|a, b| {
-        b.probability_change
-            .total_cmp(&a.probability_change)
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    v.truncate(RISERS);
+impl TopRisers {
+    /// Offers a customer scored `p` and `tier` after `prev`; only rises count.
+    pub(crate) fn offer(&mut self, id: &str, prev: &Previous, p: f64, tier: RiskTier) {
+        let change = p - prev.probability;
+        if change <= 0.0 || change < self.floor {
+            return;
+        }
+        self.push(Riser {
+            id: id.to_string(),
+            previous_probability: prev.probability,
+            churn_probability: p,
+            probability_change: change,
+            previous_tier: prev.tier.as_str(),
+            risk_tier: tier.as_str(),
+            previous_as_of: prev.as_of.to_string(),
+        });
+    }
+
+    /// Takes in the risers another part kept.
+    pub(crate) fn merge(&mut self, other: TopRisers) {
+        for r in other.kept {
+            if r.probability_change >= self.floor {
+                self.push(r);
+            }
+        }
+    }
+
+    fn push(&mut self, r: Riser) {
+        self.kept.push(r);
+        if self.kept.len() >= 4 * RISERS {
+            self.trim();
+        }
+    }
+
+    /// Largest rise first (ties by id), `RISERS` of them.
+    fn trim(&mut self) {
+        self.kept.sort_by(|a, b| {
+            b.probability_change
+                .total_cmp(&a.probability_change)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        self.kept.truncate(RISERS);
+        if self.kept.len() == RISERS {
+            self.floor = self.kept[RISERS - 1].probability_change;
+        }
+    }
+
+    /// The list, largest rise first.
+    pub(crate) fn into_list(mut self) -> Vec<Riser> {
+        self.trim();
+        self.kept
+    }
 }
 
 /// Days from 1970-01-01, as Parquet's DATE.
 fn epoch_days(d: NaiveDate) -> i32 {
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
-}
-
-fn from_epoch_days(days: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(days.into())
 }
 
 impl HistoryRun {
@@ -239,25 +298,19 @@ impl HistoryRun {
                     return Ok(HistoryRun {
                         previous,
                         writer: HistoryWriter::FromOutput,
-                        kind: HistoryRowKind::FromOutput,
                     });
                 }
                 let (u, t, as_of) = (url.clone(), table.clone(), job.as_of);
                 let setup: TxStep = Box::new(move |tx| delete_run(tx, &u, &t, as_of, shard));
-                let cols: Vec<String> = COLUMNS
-                    .iter()
-                    .map(|(n, _)| postgres::ident_one(n))
-                    .collect();
                 let copy = format!(
                     "COPY {} ({}) FROM STDIN (FORMAT csv)",
                     postgres::qualified(table),
-                    cols.join(", ")
+                    column_list()
                 );
                 let w = PgCopyWriter::start(url, "history rows", setup, copy, Box::new(|_| Ok(0)))?;
                 Ok(HistoryRun {
                     previous,
                     writer: HistoryWriter::Postgres(w),
-                    kind: HistoryRowKind::Csv,
                 })
             }
             HistoryDest::Parquet(dir) => {
@@ -291,7 +344,6 @@ impl HistoryRun {
                         replaced,
                         rows: 0,
                     },
-                    kind: HistoryRowKind::Columns,
                 })
             }
         }
@@ -318,14 +370,10 @@ impl HistoryRun {
         } else {
             "NULL::double precision, NULL::text, NULL::text"
         };
-        let cols: Vec<String> = COLUMNS
-            .iter()
-            .map(|(n, _)| postgres::ident_one(n))
-            .collect();
         let insert = format!(
             "INSERT INTO {} ({}) SELECT {}, DATE '{as_of}', model, churn_probability, risk_tier, {health_cols} FROM {}",
             postgres::qualified(table),
-            cols.join(", "),
+            column_list(),
             postgres::ident_one(id),
             postgres::qualified(scores),
         );
@@ -337,7 +385,30 @@ impl HistoryRun {
     }
 }
 
+/// The history's columns quoted for SQL, in order.
+fn column_list() -> String {
+    let cols: Vec<String> = COLUMNS
+        .iter()
+        .map(|(n, _)| postgres::ident_one(n))
+        .collect();
+    cols.join(", ")
+}
+
+/// The columns empty for a model without usage health.
+fn nullable(name: &str) -> bool {
+    matches!(name, "health_score" | "health_band" | "action")
+}
+
 impl HistoryWriter {
+    /// How the scored rows must carry their history rows for this writer.
+    pub(crate) fn row_kind(&self) -> HistoryRowKind {
+        match self {
+            HistoryWriter::Postgres(_) => HistoryRowKind::Csv,
+            HistoryWriter::FromOutput => HistoryRowKind::FromOutput,
+            HistoryWriter::Parquet { .. } => HistoryRowKind::Columns,
+        }
+    }
+
     /// Writes the history rows of a block's parts.
     pub(crate) fn write<'a>(&mut self, parts: impl Iterator<Item = &'a HistoryRows>) -> Result<()> {
         match self {
@@ -367,14 +438,9 @@ impl HistoryWriter {
                 if n == 0 {
                     return Ok(());
                 }
-                let ids = StringArray::from_iter_values(parts.iter().flat_map(|c| {
-                    let mut start = 0;
-                    c.id_ends.iter().map(move |&e| {
-                        let s = &c.ids[start..e];
-                        start = e;
-                        s
-                    })
-                }));
+                let ids = StringArray::from_iter_values(
+                    parts.iter().flat_map(|c| split_ids(&c.ids, &c.id_ends)),
+                );
                 let h = || parts.iter().flat_map(|c| c.health.iter());
                 let arrays: Vec<ArrayRef> = vec![
                     Arc::new(ids),
@@ -445,8 +511,7 @@ fn parquet_schema() -> Arc<Schema> {
                 (_, ColumnType::Integer) => DataType::Int64,
                 (_, ColumnType::Text) => DataType::Utf8,
             };
-            let nullable = matches!(name, "health_score" | "health_band" | "action");
-            Field::new(name, ty, nullable)
+            Field::new(name, ty, nullable(name))
         })
         .collect();
     fields.push(Field::new(
@@ -568,11 +633,7 @@ fn ensure_table(url: &str, table: &str) -> Result<()> {
                 (_, ColumnType::Integer) => "bigint",
                 (_, ColumnType::Text) => "text",
             };
-            let null = if matches!(n, "health_score" | "health_band" | "action") {
-                ""
-            } else {
-                " NOT NULL"
-            };
+            let null = if nullable(n) { "" } else { " NOT NULL" };
             format!("{} {ty}{null}", postgres::ident_one(n))
         })
         .chain(["scored_at timestamptz NOT NULL DEFAULT now()".to_string()])
@@ -732,9 +793,9 @@ fn delete_run(
     }
 }
 
-/// Back to a date from Parquet's DATE (used by tests and readers of the folder).
+/// Back to a date from Parquet's DATE (for readers of the folder).
 pub fn date_of_epoch_days(days: i32) -> NaiveDate {
-    from_epoch_days(days)
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(days.into())
 }
 
 #[cfg(test)]
@@ -766,6 +827,45 @@ mod tests {
                 "2020-05-02 2020-05-02.shard-1-of-4.parquet"
             ]
         );
+    }
+
+    #[test]
+    fn dates_print_without_allocating_as_chrono_prints_them() {
+        for d in ["2020-04-04", "1998-12-31", "0999-01-09", "2026-10-10"] {
+            assert_eq!(date_text(parse_as_of(d).unwrap()), d.as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_largest_risers_are_kept_whatever_the_order_offered() {
+        let prev = |p| Previous {
+            probability: p,
+            tier: RiskTier::Low,
+            as_of: parse_as_of("2020-01-01").unwrap(),
+        };
+        // 500 customers, rises from -0.2 to 0.3 in a scrambled order, ties among them.
+        let rows: Vec<(String, f64)> = (0..500)
+            .map(|i| (format!("c{i}"), f64::from((i * 37) % 50) / 100.0 - 0.2))
+            .collect();
+        let (mut a, mut b) = (TopRisers::default(), TopRisers::default());
+        for (i, (id, rise)) in rows.iter().enumerate() {
+            let part = if i % 3 == 0 { &mut a } else { &mut b };
+            part.offer(id, &prev(0.5), 0.5 + rise, RiskTier::High);
+        }
+        a.merge(b);
+        let got: Vec<(f64, String)> = a
+            .into_list()
+            .into_iter()
+            .map(|r| (r.probability_change, r.id))
+            .collect();
+        let mut want: Vec<(f64, String)> = rows
+            .iter()
+            .map(|(id, r)| ((0.5 + r) - 0.5, id.clone()))
+            .filter(|(c, _)| *c > 0.0)
+            .collect();
+        want.sort_by(|x, y| y.0.total_cmp(&x.0).then_with(|| x.1.cmp(&y.1)));
+        want.truncate(RISERS);
+        assert_eq!(got, want);
     }
 
     #[test]

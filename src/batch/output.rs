@@ -8,7 +8,7 @@
 //! pass all take them from there. In Parquet the model id is also the file metadata `churn.model`. With
 //! `--rank` the rank (1 = highest probability, ties share the best rank, as SQL's `rank()`) needs
 //! every probability first, so a file is written once without it and then rewritten with it.
-use super::history::{self, HistoryRowKind, HistoryRows, Previous, Riser};
+use super::history::{HistoryRowKind, HistoryRows, Previous, TopRisers, date_text};
 use crate::error::{Error, Result};
 use crate::io::TableFormat;
 use crate::io::atomic::TempFile;
@@ -188,8 +188,8 @@ pub(crate) struct Part {
     /// With history: the run's rows, and the customers scored with a previous run.
     pub(crate) history: HistoryRows,
     pub(crate) with_previous: u64,
-    /// The largest rises since the previous run (at most a few dozen).
-    pub(crate) risers: Vec<Riser>,
+    /// The largest rises since the previous run.
+    pub(crate) risers: TopRisers,
 }
 
 impl Part {
@@ -320,7 +320,7 @@ impl RowFormat {
                         out.push(b',');
                         out.extend_from_slice(prev.tier.as_str().as_bytes());
                         out.push(b',');
-                        out.extend_from_slice(prev.as_of.to_string().as_bytes());
+                        out.extend_from_slice(&date_text(prev.as_of));
                     }
                     None => out.extend_from_slice(b",,,,"),
                 }
@@ -351,21 +351,7 @@ impl RowFormat {
     fn push_history(&self, part: &mut Part, kind: HistoryRowKind, row: &ScoredRow<'_>) {
         if let Some(prev) = row.previous {
             part.with_previous += 1;
-            let change = row.p - prev.probability;
-            if change > 0.0 {
-                history::keep_riser(
-                    &mut part.risers,
-                    Riser {
-                        id: row.id.to_string(),
-                        previous_probability: prev.probability,
-                        churn_probability: row.p,
-                        probability_change: change,
-                        previous_tier: prev.tier.as_str(),
-                        risk_tier: row.tier.as_str(),
-                        previous_as_of: prev.as_of.to_string(),
-                    },
-                );
-            }
+            part.risers.offer(row.id, prev, row.p, row.tier);
         }
         let h = &mut part.history;
         match kind {
@@ -399,6 +385,16 @@ impl RowFormat {
             }
         }
     }
+}
+
+/// The ids of a part's rows, stored end to end with where each ends.
+pub(crate) fn split_ids<'a>(ids: &'a str, ends: &'a [usize]) -> impl Iterator<Item = &'a str> {
+    let mut start = 0;
+    ends.iter().map(move |&e| {
+        let s = &ids[start..e];
+        start = e;
+        s
+    })
 }
 
 /// Output buffers handed back by the writer for the next parts, so each block does not fault in
@@ -584,14 +580,9 @@ impl Output {
                     return Ok(());
                 }
                 let cols = parts.iter().map(|p| &p.cols);
-                let ids = StringArray::from_iter_values(cols.clone().flat_map(|c| {
-                    let mut start = 0;
-                    c.id_ends.iter().map(move |&e| {
-                        let s = &c.ids[start..e];
-                        start = e;
-                        s
-                    })
-                }));
+                let ids = StringArray::from_iter_values(
+                    cols.clone().flat_map(|c| split_ids(&c.ids, &c.id_ends)),
+                );
                 let mut arrays: Vec<ArrayRef> = vec![
                     Arc::new(ids),
                     Arc::new(Float64Array::from_iter_values(
@@ -645,9 +636,12 @@ impl Output {
                     arrays.push(Arc::new(StringArray::from_iter(
                         prev().map(|(v, _)| v.map(|v| v.tier.as_str())),
                     )));
-                    arrays.push(Arc::new(StringArray::from_iter(
-                        prev().map(|(v, _)| v.map(|v| v.as_of.to_string())),
-                    )));
+                    let dates: Vec<Option<[u8; 10]>> =
+                        prev().map(|(v, _)| v.map(|v| date_text(v.as_of))).collect();
+                    arrays.push(Arc::new(StringArray::from_iter(dates.iter().map(|d| {
+                        d.as_ref()
+                            .map(|d| std::str::from_utf8(d).expect("a date is ASCII"))
+                    }))));
                 }
                 let batch = RecordBatch::try_new(schema.clone(), arrays)
                     .map_err(|e| Error::data(&*path, e.to_string()))?;

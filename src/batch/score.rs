@@ -6,7 +6,7 @@
 //! (with its line or row, id, columns and reason), or in another shard, and the job checks that the
 //! counts add up. Files are written to a temporary name and renamed at the end; a table is staged
 //! and swapped in one transaction; so a failed run never leaves partial output.
-use super::history::{self, HistoryJob, HistoryRun, HistorySummary, PreviousRuns, Riser};
+use super::history::{HistoryJob, HistoryRun, HistorySummary, PreviousRuns, Riser, TopRisers};
 use super::output::{
     BufferPool, Output, OutputSpec, Part, RankBy, Reject, RowFormat, ScoredRow, Sink,
 };
@@ -220,9 +220,10 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
         }
         _ => None,
     };
-    let (previous, mut history_writer, kind) = match run {
-        Some(r) => (Some(r.previous), Some(r.writer), Some(r.kind)),
-        None => (None, None, None),
+    let kind = run.as_ref().map(|r| r.writer.row_kind());
+    let (previous, mut history_writer) = match run {
+        Some(r) => (Some(r.previous), Some(r.writer)),
+        None => (None, None),
     };
     let output = Output::create(&job.output, &spec, then)?;
     let format = RowFormat::new(&spec, output.wants_csv(), kind);
@@ -270,7 +271,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     let mut probs: Vec<f64> = Vec::new();
     let mut actions = [0u64; 4];
     let mut with_previous = 0u64;
-    let mut risers: Vec<Riser> = Vec::new();
+    let mut risers = TopRisers::default();
     let mut next_line = source.first_number();
     let mut next_row = 1u64;
     let parts = rayon::current_num_threads() * 4;
@@ -279,7 +280,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     let (rx, read_thread) = blocks::read_ahead(source, job.chunk_rows);
     for msg in rx {
         let (block, fraction) = msg?;
-        let results: Vec<Part> = match &block {
+        let mut results: Vec<Part> = match &block {
             Block::Csv { bytes, layout } => {
                 let ranges = csv_records::split_ranges(bytes, parts);
                 // Without an id column a row is named by its line (or row) number, so each part
@@ -320,7 +321,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
         if let (Block::Csv { bytes, .. }, Some(r)) = (block, &recycler) {
             let _ = r.send(bytes);
         }
-        for part in &results {
+        for part in &mut results {
             for r in &part.rejects {
                 let w = rejects_writer(&mut rejects, &rejects_path, numbering)?;
                 let at = match numbering {
@@ -343,10 +344,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
             }
             sum.scored += part.scored();
             with_previous += part.with_previous;
-            risers.extend(part.risers.iter().cloned());
-            if risers.len() > 4 * history::RISERS {
-                history::top_risers(&mut risers);
-            }
+            risers.merge(std::mem::take(&mut part.risers));
             if job.rank {
                 probs.extend_from_slice(&part.probs);
             }
@@ -374,8 +372,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     let (written, in_table) = output.finish(&probs)?;
     if let (Some(w), Some(h)) = (history_writer, &job.history) {
         let (appended, replaced) = w.commit((written, in_table))?;
-        history::top_risers(&mut risers);
-        sum.largest_risers = risers;
+        sum.largest_risers = risers.into_list();
         sum.history = Some(HistorySummary {
             destination: h.dest.describe(),
             as_of: h.as_of.to_string(),

@@ -170,8 +170,9 @@ impl Measure {
             ints: Vec::new(),
             ints_lo: lo,
         };
-        let n = ((hi - lo).min(INTS as f64) as usize + 1).min(INTS);
-        m.ints = (0..n).map(|k| m.searched(lo + k as f64)).collect();
+        // Integer steps lo, lo + 1, ... up to hi, at most INTS of them.
+        let steps = (hi - lo).min((INTS - 1) as f64) as usize + 1;
+        m.ints = (0..steps).map(|k| m.searched(lo + k as f64)).collect();
         m
     }
 
