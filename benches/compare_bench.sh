@@ -12,7 +12,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 serve_one() {  # serve_one DIR LABEL
   local dir=$1 label=$2 log=$work/serve.log
-  "$dir/churn" serve --models models --addr 127.0.0.1:0 --metrics-addr off >"$log" 2>&1 &
+  "$dir/churn" serve --models models --addr 127.0.0.1:0 --http-addr off --metrics-addr off >"$log" 2>&1 &
   local pid=$!
   for _ in $(seq 50); do grep -q "gRPC on" "$log" && break; sleep 0.1; done
   local addr=http://$(grep -o "gRPC on [0-9.:]*" "$log" | cut -d' ' -f3)

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 cargo build --release --quiet --bin churn --example loadgen
 log=$(mktemp)
-./target/release/churn serve --models "${MODELS:-models}" --addr 127.0.0.1:0 --metrics-addr off >"$log" 2>&1 &
+./target/release/churn serve --models "${MODELS:-models}" --addr 127.0.0.1:0 --http-addr off --metrics-addr off >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 50); do grep -q "gRPC on" "$log" && break; sleep 0.1; done

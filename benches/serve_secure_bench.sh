@@ -27,7 +27,7 @@ echo "$key" >"$tmp/keys"
 start() {
   local name=$1
   shift
-  ./target/release/churn serve --models models --addr 127.0.0.1:0 --metrics-addr off "$@" \
+  ./target/release/churn serve --models models --addr 127.0.0.1:0 --http-addr off --metrics-addr off "$@" \
     >"$tmp/$name.log" 2>&1 &
   pids+=($!)
   printf -v "pid_$name" %s $!

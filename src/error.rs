@@ -41,8 +41,35 @@ pub enum Error {
     #[error("invalid input tensors: {}", violations_message(.0))]
     InvalidTensors(Vec<FieldViolation>),
 
+    /// A request body that is not what the endpoint takes (broken JSON, a field of the wrong
+    /// type, an unknown field); one violation per offending field, named by its path.
+    #[error("invalid request: {}", violations_message(.0))]
+    InvalidRequest(Vec<FieldViolation>),
+
     #[error("model not found: {0}")]
     ModelNotFound(String),
+
+    /// An HTTP path that names no endpoint.
+    #[error("no endpoint at {0}: see /openapi.json for the endpoints")]
+    NoSuchPath(String),
+
+    /// An endpoint called with a method it does not take.
+    #[error("{method} is not allowed on {path}; it takes {allowed}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allowed: String,
+    },
+
+    /// A request body larger than the server takes (--max-message-bytes).
+    #[error(
+        "the request body is larger than this server's limit of {limit} bytes (--max-message-bytes)"
+    )]
+    TooLarge { limit: usize },
+
+    /// A request body in a media type the endpoint does not read.
+    #[error("content-type {0} is not read here: send JSON with `content-type: application/json`")]
+    UnsupportedMediaType(String),
 
     /// The server is at its limit; the caller should retry later.
     #[error("overloaded: {0}")]

@@ -56,6 +56,130 @@ pub enum Value<'a> {
     Text(&'a str),
 }
 
+/// One customer's features as a JSON object gives them (name -> number, text or null), in the
+/// object's order: the JSON side of the cell rule, shared by `churn explain`, `churn client` and
+/// the HTTP door. A value of any other JSON type is kept as what it was, so that the door names
+/// that field instead of refusing the whole body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamedCells(pub Vec<(String, JsonCell)>);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonCell {
+    Null,
+    Number(f64),
+    Text(String),
+    /// A boolean, array or object: what it was, for the message.
+    Invalid(&'static str),
+}
+
+impl JsonCell {
+    /// The value a JSON cell gives: null is missing, a string is text (a numeric feature then reads
+    /// it by the text rule), a number is a number; anything else is refused with why.
+    pub fn value(&self) -> Result<Value<'_>, String> {
+        match self {
+            JsonCell::Null => Ok(Value::Missing),
+            JsonCell::Number(x) => Ok(Value::Number(*x)),
+            JsonCell::Text(s) => Ok(Value::Text(s)),
+            JsonCell::Invalid(what) => Err(format!("expected a number, text or null, got {what}")),
+        }
+    }
+}
+
+impl NamedCells {
+    /// The named values, and a violation (field: the feature's name) for each refused cell.
+    pub fn values(&self) -> (Vec<(&str, Value<'_>)>, Vec<crate::error::FieldViolation>) {
+        let mut named = Vec::with_capacity(self.0.len());
+        let mut bad = Vec::new();
+        for (k, c) in &self.0 {
+            match c.value() {
+                Ok(v) => named.push((k.as_str(), v)),
+                Err(description) => bad.push(crate::error::FieldViolation {
+                    field: k.clone(),
+                    description,
+                }),
+            }
+        }
+        (named, bad)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonCell {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Cell;
+        impl<'de> serde::de::Visitor<'de> for Cell {
+            type Value = JsonCell;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number, text or null")
+            }
+            fn visit_unit<E>(self) -> Result<JsonCell, E> {
+                Ok(JsonCell::Null)
+            }
+            fn visit_none<E>(self) -> Result<JsonCell, E> {
+                Ok(JsonCell::Null)
+            }
+            fn visit_f64<E>(self, x: f64) -> Result<JsonCell, E> {
+                Ok(JsonCell::Number(x))
+            }
+            fn visit_i64<E>(self, x: i64) -> Result<JsonCell, E> {
+                Ok(JsonCell::Number(x as f64))
+            }
+            fn visit_u64<E>(self, x: u64) -> Result<JsonCell, E> {
+                Ok(JsonCell::Number(x as f64))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<JsonCell, E> {
+                Ok(JsonCell::Text(s.to_string()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<JsonCell, E> {
+                Ok(JsonCell::Text(s))
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<JsonCell, E> {
+                Ok(JsonCell::Invalid(if b { "true" } else { "false" }))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<JsonCell, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(JsonCell::Invalid("an array"))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<JsonCell, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(JsonCell::Invalid("an object"))
+            }
+        }
+        d.deserialize_any(Cell)
+    }
+}
+
+impl<'de> Deserialize<'de> for NamedCells {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Cells;
+        impl<'de> serde::de::Visitor<'de> for Cells {
+            type Value = NamedCells;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of feature name -> number, text or null")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<NamedCells, A::Error> {
+                let mut out = Vec::with_capacity(a.size_hint().unwrap_or(16));
+                while let Some(entry) = a.next_entry::<String, JsonCell>()? {
+                    out.push(entry);
+                }
+                Ok(NamedCells(out))
+            }
+        }
+        d.deserialize_map(Cells)
+    }
+}
+
 /// How a numeric feature becomes its design value z = (transform(x) - mean) / std.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NumericEncoding {

@@ -323,7 +323,7 @@ async fn rotated_certificates_are_served_without_a_restart() {
 
     let metrics = reqwest_like_get(&srv.metrics).await;
     assert!(
-        metrics.contains("churn_refused_total{reason=\"tls_handshake\"}"),
+        metrics.contains("churn_refused_total{door=\"grpc\",reason=\"tls_handshake\"}"),
         "{metrics}"
     );
     let log = srv.log();
@@ -408,7 +408,7 @@ async fn api_keys_are_required_reloaded_and_never_logged() {
 
     let metrics = reqwest_like_get(&srv.metrics).await;
     assert!(
-        metrics.contains("churn_refused_total{reason=\"unauthenticated\"}"),
+        metrics.contains("churn_refused_total{door=\"grpc\",reason=\"unauthenticated\"}"),
         "{metrics}"
     );
     // Stop the server so that all it wrote is in the log, then look for any key in it.
@@ -646,7 +646,7 @@ async fn a_stalled_call_ends_with_deadline_exceeded_and_frees_its_slot() {
     assert!(
         metrics
             .lines()
-            .any(|l| l.starts_with("churn_refused_total{reason=\"deadline\"} 2")),
+            .any(|l| l.starts_with("churn_refused_total{door=\"grpc\",reason=\"deadline\"} 2")),
         "{metrics}"
     );
 }

@@ -571,11 +571,11 @@ async fn reflection_lists_the_services_and_metrics_count_requests() {
     let m = reqwest_like_get(&srv.metrics).await;
     assert!(m.contains("# TYPE churn_requests_total counter"), "{m}");
     assert!(
-        m.contains("churn_requests_total{method=\"Score\",code=\"OK\"} 3"),
+        m.contains("churn_requests_total{door=\"grpc\",method=\"Score\",code=\"OK\"} 3"),
         "{m}"
     );
     assert!(
-        m.contains("churn_requests_total{method=\"Score\",code=\"INVALID_ARGUMENT\"} 1"),
+        m.contains("churn_requests_total{door=\"grpc\",method=\"Score\",code=\"INVALID_ARGUMENT\"} 1"),
         "{m}"
     );
     assert!(

@@ -12,6 +12,9 @@ pub struct ServeArgs {
     /// gRPC listen address (port 0 picks a free port; the chosen one is printed).
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub addr: String,
+    /// HTTP/JSON listen address: churn.v1 as JSON, V2 REST and /openapi.json ("off" to disable).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http_addr: String,
     /// Prometheus metrics listen address ("off" to disable).
     #[arg(long, default_value = "127.0.0.1:9095")]
     pub metrics_addr: String,
@@ -99,6 +102,11 @@ pub fn run_serve(a: ServeArgs) -> Result<()> {
     let cfg = ServeConfig {
         models: a.models.clone(),
         addr: parse("--addr", &a.addr)?,
+        http_addr: if a.http_addr == "off" {
+            None
+        } else {
+            Some(parse("--http-addr", &a.http_addr)?)
+        },
         metrics_addr: if a.metrics_addr == "off" {
             None
         } else {

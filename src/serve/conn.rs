@@ -53,13 +53,35 @@ impl Drop for Incoming {
     }
 }
 
-fn refused(reason: &'static str) {
-    metrics::counter!("churn_refused_total", "reason" => reason).increment(1);
+/// Which port the connections are for: it picks the TLS protocols and labels what is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    Grpc,
+    Http,
+}
+
+impl Port {
+    fn name(self) -> &'static str {
+        match self {
+            Port::Grpc => "grpc",
+            Port::Http => "http",
+        }
+    }
+}
+
+fn refused(port: Port, reason: &'static str) {
+    let door = port.name();
+    metrics::counter!("churn_refused_total", "door" => door, "reason" => reason).increment(1);
 }
 
 /// Accepts connections from `listener`, at most `max` open at once, speaking TLS with `tls`'s
-/// current configuration if given.
-pub fn incoming(listener: TcpListener, max: usize, tls: Option<Arc<TlsReloader>>) -> Incoming {
+/// current configuration for `port` if given.
+pub fn incoming(
+    listener: TcpListener,
+    max: usize,
+    tls: Option<Arc<TlsReloader>>,
+    port: Port,
+) -> Incoming {
     let (tx, rx) = mpsc::channel(64);
     let slots = Arc::new(Semaphore::new(max));
     let accept = tokio::spawn(async move {
@@ -74,7 +96,7 @@ pub fn incoming(listener: TcpListener, max: usize, tls: Option<Arc<TlsReloader>>
                 }
             };
             let Ok(slot) = slots.clone().try_acquire_owned() else {
-                refused("connections");
+                refused(port, "connections");
                 tracing::debug!(
                     %peer,
                     max,
@@ -93,7 +115,10 @@ pub fn incoming(listener: TcpListener, max: usize, tls: Option<Arc<TlsReloader>>
                 }
                 continue;
             };
-            let acceptor = TlsAcceptor::from(tls.current());
+            let acceptor = TlsAcceptor::from(match port {
+                Port::Grpc => tls.current(),
+                Port::Http => tls.current_http(),
+            });
             let tx = tx.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -105,11 +130,11 @@ pub fn incoming(listener: TcpListener, max: usize, tls: Option<Arc<TlsReloader>>
                         let _ = tx.send(conn).await;
                     }
                     Ok(Err(e)) => {
-                        refused("tls_handshake");
+                        refused(port, "tls_handshake");
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
                     }
                     Err(_) => {
-                        refused("tls_handshake");
+                        refused(port, "tls_handshake");
                         tracing::debug!(%peer, "TLS handshake timed out");
                     }
                 }

@@ -24,7 +24,7 @@ pub fn install() -> PrometheusHandle {
         .expect("one metrics recorder per process");
     metrics::describe_counter!(
         "churn_requests_total",
-        "gRPC requests by method and status code"
+        "Requests by door (grpc, http), method and status code"
     );
     metrics::describe_histogram!("churn_request_duration_seconds", "Handler time by method");
     metrics::describe_counter!("churn_scores_total", "Customers scored, by risk tier");
@@ -40,17 +40,46 @@ pub fn install() -> PrometheusHandle {
     handle
 }
 
-/// Counts one finished call and its handler time.
+/// Counts one finished gRPC call and its handler time.
 pub fn observe<T>(method: &'static str, start: Instant, res: &Result<T, Status>) {
     let code = match res {
         Ok(_) => "OK",
         Err(s) => code_name(s.code()),
     };
-    metrics::counter!("churn_requests_total", "method" => method, "code" => code).increment(1);
-    metrics::histogram!("churn_request_duration_seconds", "method" => method)
-        .record(start.elapsed().as_secs_f64());
+    record("grpc", method, code, start);
     if let Err(s) = res {
         tracing::debug!(code, message = s.message(), "request failed");
+    }
+}
+
+/// Counts one finished HTTP call by its status and its handler time.
+pub fn observe_http(method: &'static str, start: Instant, status: http::StatusCode) {
+    record("http", method, status_label(status), start);
+}
+
+fn record(door: &'static str, method: &'static str, code: &'static str, start: Instant) {
+    metrics::counter!("churn_requests_total", "door" => door, "method" => method, "code" => code)
+        .increment(1);
+    metrics::histogram!("churn_request_duration_seconds", "door" => door, "method" => method)
+        .record(start.elapsed().as_secs_f64());
+}
+
+/// The statuses the HTTP door answers with, as static labels.
+fn status_label(s: http::StatusCode) -> &'static str {
+    match s.as_u16() {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        404 => "404",
+        405 => "405",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        500 => "500",
+        501 => "501",
+        503 => "503",
+        504 => "504",
+        _ => "other",
     }
 }
 

@@ -1,10 +1,12 @@
-//! `churn serve`: the gRPC scoring service. churn.v1.ChurnService and, on the same port, the Open
-//! Inference Protocol's inference.GRPCInferenceService; grpc.health.v1 (overall and per service),
-//! server reflection, Prometheus metrics over HTTP, a model registry that reloads on file
-//! changes and SIGHUP, and a graceful stop on SIGTERM or Ctrl-C.
+//! `churn serve`: the scoring service. On the gRPC port churn.v1.ChurnService and the Open
+//! Inference Protocol's inference.GRPCInferenceService, grpc.health.v1 (overall and per service)
+//! and server reflection; on the HTTP port the same APIs as JSON and REST (`http`); Prometheus
+//! metrics on their own port; a model registry that reloads on file changes and SIGHUP, and a
+//! graceful stop on SIGTERM or Ctrl-C.
 mod conn;
 mod convert;
 pub mod guard;
+pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod registry;
@@ -31,6 +33,8 @@ pub struct ServeConfig {
     /// Repository folder: `<name>/<version>/model.json`.
     pub models: PathBuf,
     pub addr: SocketAddr,
+    /// The HTTP/JSON door; None: off.
+    pub http_addr: Option<SocketAddr>,
     pub metrics_addr: Option<SocketAddr>,
     /// Refuse requests with missing features instead of imputing them.
     pub strict: bool,
@@ -212,6 +216,16 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         .await
         .map_err(address("--addr", cfg.addr))?;
     let local = listener.local_addr().map_err(address("--addr", cfg.addr))?;
+    let http_listener = match cfg.http_addr {
+        Some(a) => {
+            let l = TcpListener::bind(a)
+                .await
+                .map_err(address("--http-addr", a))?;
+            let bound = l.local_addr().map_err(address("--http-addr", a))?;
+            Some((l, bound))
+        }
+        None => None,
+    };
     let metrics_local = match cfg.metrics_addr {
         Some(a) => {
             let l = TcpListener::bind(a)
@@ -228,7 +242,7 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     // Tests and scripts read this line to learn the ports (e.g. with --addr 127.0.0.1:0).
     println!(
-        "churn serve: gRPC on {local} ({}){}; models: {}",
+        "churn serve: gRPC on {local} ({}){}{}; models: {}",
         match (&tls, &cfg.security.client_ca, &api_keys) {
             (None, _, None) => "plaintext, no API keys",
             (None, _, Some(_)) => "plaintext, API keys",
@@ -237,6 +251,13 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
             (Some(_), Some(_), None) => "TLS with client certificates, no API keys",
             (Some(_), Some(_), Some(_)) => "TLS with client certificates, API keys",
         },
+        http_listener
+            .as_ref()
+            .map(|(_, h)| format!(
+                ", HTTP on {}://{h}",
+                if tls.is_some() { "https" } else { "http" }
+            ))
+            .unwrap_or_default(),
         metrics_local
             .map(|m| format!(", metrics on http://{m}/metrics"))
             .unwrap_or_default(),
@@ -312,30 +333,61 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         cfg.max_batch,
     ))
     .max_decoding_message_size(limits.max_message_bytes);
-    let gate = guard::GuardLayer::new(guard::GuardConfig {
+    // One gate for both doors: the same keys, and one pool of in-flight permits.
+    let gate = guard::Gate::new(guard::GuardConfig {
         keys: api_keys,
         max_in_flight: limits.max_in_flight,
         deadline: limits.deadline,
     });
 
-    let stopping = Arc::new(tokio::sync::Notify::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let http_state = Arc::new(http::HttpState {
+        registry: registry.clone(),
+        strict: cfg.strict,
+        max_batch: cfg.max_batch,
+        max_body: limits.max_message_bytes,
+        stopping: std::sync::atomic::AtomicBool::new(false),
+    });
     let shutdown = {
         let reporter = reporter.clone();
-        let stopping = stopping.clone();
+        let http_state = http_state.clone();
         async move {
             wait_for_stop_signal().await;
             tracing::info!("stop signal: NOT_SERVING, finishing in-flight calls");
             set_health(&reporter, false).await;
-            stopping.notify_one();
+            http_state
+                .stopping
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = stop_tx.send(true);
+        }
+    };
+    let http_server = {
+        let serving = http_listener.map(|(l, _)| {
+            let incoming = conn::incoming(l, limits.max_connections, tls.clone(), conn::Port::Http);
+            http::serve(
+                incoming,
+                http::router(http_state.clone(), &gate),
+                http::H2Limits {
+                    max_streams: limits.max_streams_per_connection,
+                    keepalive: limits.keepalive,
+                    keepalive_timeout: limits.keepalive_timeout,
+                },
+                stop_rx.clone(),
+            )
+        });
+        async move {
+            if let Some(s) = serving {
+                s.await
+            }
         }
     };
     // TLS is ours (conn.rs), not tonic's, so that a rotated certificate is served without a restart.
-    let incoming = conn::incoming(listener, limits.max_connections, tls);
+    let incoming = conn::incoming(listener, limits.max_connections, tls, conn::Port::Grpc);
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(limits.keepalive))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .max_concurrent_streams(limits.max_streams_per_connection)
-        .layer(gate)
+        .layer(gate.layer::<guard::GrpcDoor>())
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -343,9 +395,14 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
         .add_service(v2_api)
         .serve_with_incoming_shutdown(incoming, shutdown);
     let drain = cfg.drain;
+    let servers = async {
+        let (grpc, ()) = tokio::join!(server, http_server);
+        grpc
+    };
+    let mut stopped = stop_rx;
     let result = tokio::select! {
-        r = server => r.map_err(|e| Error::Transport(e.to_string())),
-        _ = async { stopping.notified().await; tokio::time::sleep(drain).await } => {
+        r = servers => r.map_err(|e| Error::Transport(e.to_string())),
+        _ = async { let _ = stopped.wait_for(|s| *s).await; tokio::time::sleep(drain).await } => {
             tracing::warn!(seconds = drain.as_secs(), "calls still in flight after the drain period; stopping anyway");
             Ok(())
         }

@@ -41,6 +41,8 @@ type Fingerprint = Vec<Option<(u64, Option<SystemTime>)>>;
 pub struct TlsReloader {
     files: TlsFiles,
     config: ArcSwap<ServerConfig>,
+    /// The same certificate for the HTTP port, which also speaks HTTP/1.1.
+    http_config: ArcSwap<ServerConfig>,
     /// The files' fingerprint as last read, and the failure it gave, if any.
     seen: Mutex<(Fingerprint, Option<String>)>,
 }
@@ -52,13 +54,19 @@ impl TlsReloader {
         Ok(TlsReloader {
             seen: Mutex::new((fingerprint(&files), None)),
             files,
+            http_config: ArcSwap::from_pointee(for_http(&config)),
             config: ArcSwap::from_pointee(config),
         })
     }
 
-    /// The configuration for a new connection.
+    /// The configuration for a new gRPC connection.
     pub fn current(&self) -> Arc<ServerConfig> {
         self.config.load_full()
+    }
+
+    /// The configuration for a new HTTP connection.
+    pub fn current_http(&self) -> Arc<ServerConfig> {
+        self.http_config.load_full()
     }
 
     pub fn files(&self) -> &TlsFiles {
@@ -75,6 +83,7 @@ impl TlsReloader {
         seen.0 = now;
         match build(&self.files) {
             Ok(config) => {
+                self.http_config.store(Arc::new(for_http(&config)));
                 self.config.store(Arc::new(config));
                 seen.1 = None;
                 TlsReload::Loaded
@@ -172,6 +181,13 @@ pub fn build(files: &TlsFiles) -> std::result::Result<ServerConfig, String> {
     })?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
+}
+
+/// `grpc`'s certificate for the HTTP port: HTTP/2 or HTTP/1.1, as the client offers.
+fn for_http(grpc: &ServerConfig) -> ServerConfig {
+    let mut c = grpc.clone();
+    c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    c
 }
 
 #[cfg(test)]

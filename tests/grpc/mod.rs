@@ -13,6 +13,8 @@ use tonic_types::StatusExt;
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// The HTTP door's base URL (http://127.0.0.1:PORT, or https:// with TLS).
+    pub http: String,
     pub metrics: String,
     _log: tempfile::NamedTempFile,
 }
@@ -29,6 +31,8 @@ impl Server {
                 "--addr",
                 "127.0.0.1:0",
                 "--metrics-addr",
+                "127.0.0.1:0",
+                "--http-addr",
                 "127.0.0.1:0",
             ])
             .args(if extra.contains(&"--poll-seconds") {
@@ -59,9 +63,11 @@ impl Server {
         };
         let addr = format!("http://{}", grab("gRPC on ", ' ').trim_end_matches(','));
         let metrics = format!("http://{}/metrics", grab("metrics on http://", '/'));
+        let http = grab("HTTP on ", ' ').trim_end_matches(',').to_string();
         Server {
             child,
             addr,
+            http,
             metrics,
             _log: log,
         }
