@@ -676,3 +676,83 @@ fn a_zero_limit_is_refused_at_start_naming_its_flag() {
         );
     }
 }
+
+/// curl over the HTTP door: status, negotiated protocol and body.
+fn curl_tls(args: &[&str]) -> Result<(String, String), String> {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code} %{http_version}",
+        ])
+        .args(args)
+        .output()
+        .expect("curl is needed by the HTTP tests (Debian package curl)");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').unwrap();
+    Ok((tail.to_string(), body.to_string()))
+}
+
+#[test]
+fn the_http_door_speaks_tls_with_the_grpc_certificate_and_client_checks() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    save_mtls(dir.path(), &pki);
+    let ca = save(dir.path(), "ca.pem", &pki.ca);
+    let client_cert = save(dir.path(), "client.pem", &pki.client.cert);
+    let client_key = save(dir.path(), "client.key", &pki.client.key);
+    let stranger_cert = save(dir.path(), "stranger.pem", &pki.stranger.cert);
+    let stranger_key = save(dir.path(), "stranger.key", &pki.stranger.key);
+    let repo = repo();
+    let srv = start_mtls(repo.path(), dir.path(), &[]);
+    assert!(srv.http.starts_with("https://"), "{}", srv.http);
+    let url = format!("{}/v1/score", srv.http.replace("127.0.0.1", "localhost"));
+    let (ca, cert, key) = (
+        ca.to_str().unwrap(),
+        client_cert.to_str().unwrap(),
+        client_key.to_str().unwrap(),
+    );
+    let body = r#"{"features":{"tenure":3}}"#;
+    for proto in ["--http1.1", "--http2"] {
+        let (status, got) = curl_tls(&[
+            proto,
+            "--cacert",
+            ca,
+            "--cert",
+            cert,
+            "--key",
+            key,
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body,
+            &url,
+        ])
+        .unwrap_or_else(|e| panic!("{proto}: {e}"));
+        let want_version = if proto == "--http2" { "2" } else { "1.1" };
+        assert_eq!(status, format!("200 {want_version}"), "{proto}: {got}");
+        assert!(got.contains("churn_probability"), "{got}");
+    }
+    // Plain text to the TLS port, no client certificate, or one from another CA: refused.
+    assert!(curl_tls(&[&url.replace("https://", "http://"), "--data-binary", body]).is_err());
+    assert!(curl_tls(&["--cacert", ca, "--data-binary", body, &url]).is_err());
+    assert!(
+        curl_tls(&[
+            "--cacert",
+            ca,
+            "--cert",
+            stranger_cert.to_str().unwrap(),
+            "--key",
+            stranger_key.to_str().unwrap(),
+            "--data-binary",
+            body,
+            &url,
+        ])
+        .is_err()
+    );
+}

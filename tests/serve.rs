@@ -575,7 +575,9 @@ async fn reflection_lists_the_services_and_metrics_count_requests() {
         "{m}"
     );
     assert!(
-        m.contains("churn_requests_total{door=\"grpc\",method=\"Score\",code=\"INVALID_ARGUMENT\"} 1"),
+        m.contains(
+            "churn_requests_total{door=\"grpc\",method=\"Score\",code=\"INVALID_ARGUMENT\"} 1"
+        ),
         "{m}"
     );
     assert!(

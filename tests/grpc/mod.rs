@@ -32,9 +32,12 @@ impl Server {
                 "127.0.0.1:0",
                 "--metrics-addr",
                 "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
             ])
+            .args(if extra.contains(&"--http-addr") {
+                &[][..]
+            } else {
+                &["--http-addr", "127.0.0.1:0"][..]
+            })
             .args(if extra.contains(&"--poll-seconds") {
                 &[][..]
             } else {
@@ -63,7 +66,11 @@ impl Server {
         };
         let addr = format!("http://{}", grab("gRPC on ", ' ').trim_end_matches(','));
         let metrics = format!("http://{}/metrics", grab("metrics on http://", '/'));
-        let http = grab("HTTP on ", ' ').trim_end_matches(',').to_string();
+        let http = if line.contains("HTTP on ") {
+            grab("HTTP on ", ' ').trim_end_matches(',').to_string()
+        } else {
+            String::new()
+        };
         Server {
             child,
             addr,
