@@ -55,18 +55,20 @@ done
 echo "churn server peak RSS: $(( $(rss $churn_pid) / 1024 )) MB"
 kill $churn_pid; wait $churn_pid 2>/dev/null || true
 
-# MLServer: its defaults (one inference worker process beside the front process), REST on 18181.
+# MLServer: its defaults (ML_WORKERS unset: one inference worker process beside the front
+# process; ML_WORKERS=0 scores in the front process), REST on 18181.
 cat >"$work/mlserver/settings.json" <<JSON
-{"http_port": 18181, "grpc_port": 18182, "metrics_port": 18183, "debug": false}
+{"http_port": 18181, "grpc_port": 18182, "metrics_port": 18183, "debug": false${ML_WORKERS:+, \"parallel_workers\": $ML_WORKERS}}
 JSON
 (cd "$work/mlserver" && exec "$VENV/bin/mlserver" start . >"$work/mlserver.log" 2>&1) &
 ml_pid=$!
 for _ in $(seq 600); do curl -sf 127.0.0.1:18181/v2/models/telco/ready >/dev/null && break; sleep 0.1; done
 curl -sf -H 'content-type: application/json' --data-binary @"$work/v2_mlserver.json" \
   127.0.0.1:18181/v2/models/telco/infer >/dev/null || { echo "MLServer did not answer:"; tail -20 "$work/mlserver.log"; exit 1; }
-echo "== MLServer $("$VENV/bin/pip" show mlserver | awk '/^Version/{print $2}') (scikit-learn), ${secs} s per scenario"
+echo "== MLServer $("$VENV/bin/pip" show mlserver | awk '/^Version/{print $2}') (scikit-learn, parallel_workers ${ML_WORKERS:-default}), ${secs} s per scenario"
 for c in 1 32; do
-  run "MLServer V2 REST infer (1 row, JSON)" http://127.0.0.1:18181/v2/models/telco/infer "$work/v2_mlserver.json" "$c"
+  run "MLServer V2 REST infer (1 raw row, pipeline)" http://127.0.0.1:18181/v2/models/telco/infer "$work/v2_mlserver.json" "$c"
+  run "MLServer V2 REST infer (1 encoded row)" http://127.0.0.1:18181/v2/models/telco_encoded/infer "$work/v2_mlserver_encoded.json" "$c"
 done
 # MLServer runs as several processes: the peak RSS of each, summed.
 total=0
