@@ -683,3 +683,97 @@ fn the_openapi_document_is_valid_and_schemathesis_finds_no_server_error() {
     // It ran every operation, not none.
     assert!(out.contains("13 "), "{out}");
 }
+
+#[test]
+fn browsers_on_listed_origins_may_call_with_cors() {
+    let repo = repo();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = write(dir.path(), "keys.txt", "browser-key-0123456789\n");
+    let srv = Server::start(
+        repo.path(),
+        &[
+            "--api-keys",
+            &keys,
+            "--http-cors-origin",
+            "https://crm.example.com",
+        ],
+    );
+    let score = format!("{}/v1/score", srv.http);
+    // The preflight carries no key and is answered before the gate.
+    let pre = curl(&[
+        "-X",
+        "OPTIONS",
+        "-H",
+        "origin: https://crm.example.com",
+        "-H",
+        "access-control-request-method: POST",
+        "-H",
+        "access-control-request-headers: authorization, content-type",
+        &score,
+    ]);
+    assert_eq!(pre.status, 200, "{}", pre.headers);
+    assert_eq!(
+        pre.header("access-control-allow-origin").as_deref(),
+        Some("https://crm.example.com")
+    );
+    let allowed = pre.header("access-control-allow-headers").unwrap();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("content-type"),
+        "{allowed}"
+    );
+    // The call itself needs the key, and its answer is readable by the page.
+    let call = |origin: &str| {
+        curl(&[
+            "-H",
+            &format!("origin: {origin}"),
+            "-H",
+            "authorization: Bearer browser-key-0123456789",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            r#"{"features":{"tenure":3}}"#,
+            &score,
+        ])
+    };
+    let r = call("https://crm.example.com");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("access-control-allow-origin").as_deref(),
+        Some("https://crm.example.com")
+    );
+    assert!(
+        r.header("access-control-expose-headers")
+            .unwrap()
+            .contains("x-request-id")
+    );
+    // Another origin gets its answer without the header, so its page cannot read it.
+    let r = call("https://evil.example.net");
+    assert!(
+        r.header("access-control-allow-origin").is_none(),
+        "{}",
+        r.headers
+    );
+    // Without the flag there is no CORS at all; a flag that is not an origin stops the server.
+    let plain = Server::start(repo.path(), &[]);
+    let r = curl(&[
+        "-H",
+        "origin: https://crm.example.com",
+        &format!("{}/v2/health/ready", plain.http),
+    ]);
+    assert!(r.header("access-control-allow-origin").is_none());
+    let bad = churn(&[
+        "serve",
+        "--models",
+        repo.path().to_str().unwrap(),
+        "--http-cors-origin",
+        "https://crm.example.com/app",
+    ]);
+    assert!(
+        !bad.ok
+            && bad
+                .stderr
+                .contains("--http-cors-origin https://crm.example.com/app"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -15,6 +15,10 @@ pub struct ServeArgs {
     /// HTTP/JSON listen address: churn.v1 as JSON, V2 REST and /openapi.json ("off" to disable).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http_addr: String,
+    /// An origin (https://crm.example.com) whose browser pages may call the HTTP door (CORS);
+    /// repeat for several. None by default.
+    #[arg(long = "http-cors-origin")]
+    pub http_cors_origins: Vec<String>,
     /// Prometheus metrics listen address ("off" to disable).
     #[arg(long, default_value = "127.0.0.1:9095")]
     pub metrics_addr: String,
@@ -86,6 +90,22 @@ fn positive<T: Copy + PartialEq + From<u8>>(flag: &str, n: T) -> Result<T> {
     }
 }
 
+/// An origin as a browser sends it: scheme://host[:port], nothing after.
+fn cors_origin(o: &str) -> Result<http::HeaderValue> {
+    let bad = |why: &str| {
+        Error::Usage(format!(
+            "--http-cors-origin {o}: {why} (expected an origin such as https://crm.example.com)"
+        ))
+    };
+    let uri: http::Uri = o.parse().map_err(|_| bad("not a URL"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/") && !o.ends_with('/');
+    if !scheme_ok || uri.host().is_none() || !bare {
+        return Err(bad("an origin is scheme://host[:port], with no path"));
+    }
+    http::HeaderValue::from_str(o).map_err(|_| bad("not a header value"))
+}
+
 pub fn run_serve(a: ServeArgs) -> Result<()> {
     let parse = |flag: &str, s: &str| {
         s.parse()
@@ -107,6 +127,11 @@ pub fn run_serve(a: ServeArgs) -> Result<()> {
         } else {
             Some(parse("--http-addr", &a.http_addr)?)
         },
+        cors_origins: a
+            .http_cors_origins
+            .iter()
+            .map(|o| cors_origin(o))
+            .collect::<Result<_>>()?,
         metrics_addr: if a.metrics_addr == "off" {
             None
         } else {

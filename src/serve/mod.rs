@@ -35,6 +35,8 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     /// The HTTP/JSON door; None: off.
     pub http_addr: Option<SocketAddr>,
+    /// Origins whose browser pages may call the HTTP door (CORS); empty: none.
+    pub cors_origins: Vec<::http::HeaderValue>,
     pub metrics_addr: Option<SocketAddr>,
     /// Refuse requests with missing features instead of imputing them.
     pub strict: bool,
@@ -366,7 +368,7 @@ pub async fn run(cfg: ServeConfig) -> Result<()> {
             let incoming = conn::incoming(l, limits.max_connections, tls.clone(), conn::Port::Http);
             http::serve(
                 incoming,
-                http::router(http_state.clone(), &gate),
+                http::router(http_state.clone(), &gate, &cfg.cors_origins),
                 http::H2Limits {
                     max_streams: limits.max_streams_per_connection,
                     keepalive: limits.keepalive,

@@ -41,6 +41,27 @@ pub struct HttpState {
     pub stopping: AtomicBool,
 }
 
+/// The CORS policy for browser callers on other origins: only the listed origins, the door's
+/// methods and headers (the key included), answers' ids and binary lengths readable. Preflights
+/// are answered before the gate, since a browser sends them without the key.
+fn cors(origins: &[HeaderValue]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let names = |v: &[&'static str]| -> Vec<http::HeaderName> {
+        v.iter().map(|n| http::HeaderName::from_static(n)).collect()
+    };
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        .allow_methods([http::Method::GET, http::Method::POST, http::Method::HEAD])
+        .allow_headers(names(&[
+            "authorization",
+            "content-type",
+            "x-request-id",
+            v2::HEADER_LENGTH,
+        ]))
+        .expose_headers(names(&["x-request-id", v2::HEADER_LENGTH, "retry-after"]))
+        .max_age(Duration::from_secs(600))
+}
+
 /// The HTTP port at the gate: health and the OpenAPI document are open; refusals are JSON.
 pub struct HttpDoor;
 
@@ -259,9 +280,9 @@ fn allowed_methods(path: &str) -> &'static str {
     }
 }
 
-/// Every endpoint, behind the gate.
-pub fn router(state: Arc<HttpState>, gate: &Arc<Gate>) -> Router {
-    Router::new()
+/// Every endpoint, behind the gate; with `cors_origins`, browsers on those origins may call.
+pub fn router(state: Arc<HttpState>, gate: &Arc<Gate>, cors_origins: &[HeaderValue]) -> Router {
+    let app = Router::new()
         .route("/v1/score", post(v1::score))
         .route("/v1/score:batch", post(v1::score_batch))
         .route("/v1/models", get(v1::list_models))
@@ -287,8 +308,13 @@ pub fn router(state: Arc<HttpState>, gate: &Arc<Gate>) -> Router {
         .route("/openapi.json", get(openapi_json))
         .fallback(no_such_path)
         .with_state(state)
-        .layer(gate.layer::<HttpDoor>())
-        .layer(axum::middleware::from_fn(request_id))
+        .layer(gate.layer::<HttpDoor>());
+    let app = if cors_origins.is_empty() {
+        app
+    } else {
+        app.layer(cors(cors_origins))
+    };
+    app.layer(axum::middleware::from_fn(request_id))
 }
 
 /// HTTP/2 settings, shared with the gRPC port.
