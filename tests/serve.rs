@@ -581,7 +581,7 @@ async fn reflection_lists_the_services_and_metrics_count_requests() {
         "{m}"
     );
     assert!(
-        m.contains("churn_request_duration_seconds_bucket{method=\"Score\""),
+        m.contains("churn_request_duration_seconds_bucket{door=\"grpc\",method=\"Score\""),
         "{m}"
     );
     assert!(m.contains("churn_scores_total{tier="), "{m}");

@@ -26,7 +26,10 @@ pub fn install() -> PrometheusHandle {
         "churn_requests_total",
         "Requests by door (grpc, http), method and status code"
     );
-    metrics::describe_histogram!("churn_request_duration_seconds", "Handler time by method");
+    metrics::describe_histogram!(
+        "churn_request_duration_seconds",
+        "Handler time by door and method"
+    );
     metrics::describe_counter!("churn_scores_total", "Customers scored, by risk tier");
     metrics::describe_gauge!("churn_model_loaded", "1 for each loaded model version");
     metrics::describe_counter!(

@@ -36,6 +36,62 @@ use utoipa::{Modify, OpenApi};
 )]
 struct ApiDoc;
 
+use crate::serve::status::ErrorBody;
+
+/// The errors of a call that reads a body and scores: every bad field named in `details`.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum CallErrors {
+    /// Bad input: every bad field or tensor named
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// Missing or unknown API key
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "Bearer")))]
+    Unauthorized(ErrorBody),
+    /// Unknown model or version
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Body larger than --max-message-bytes
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// Body not JSON
+    #[response(status = 415)]
+    NotJson(ErrorBody),
+    /// Overloaded: retry after Retry-After seconds
+    #[response(status = 429, headers(("Retry-After" = String, description = "seconds")))]
+    Overloaded(ErrorBody),
+    /// Past the deadline
+    #[response(status = 504)]
+    Deadline(ErrorBody),
+}
+
+/// The errors of a read of one model.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum LookupErrors {
+    /// Missing or unknown API key
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "Bearer")))]
+    Unauthorized(ErrorBody),
+    /// Unknown model or version
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Overloaded: retry after Retry-After seconds
+    #[response(status = 429, headers(("Retry-After" = String, description = "seconds")))]
+    Overloaded(ErrorBody),
+}
+
+/// The errors of a read that names nothing: only the gate's.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum GateErrors {
+    /// Missing or unknown API key
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "Bearer")))]
+    Unauthorized(ErrorBody),
+    /// Overloaded: retry after Retry-After seconds
+    #[response(status = 429, headers(("Retry-After" = String, description = "seconds")))]
+    Overloaded(ErrorBody),
+}
+
 struct BearerScheme;
 
 impl Modify for BearerScheme {

@@ -294,13 +294,7 @@ fn named_fields(prefix: &str, mut v: Vec<FieldViolation>) -> Vec<FieldViolation>
     request_body = ScoreBody,
     responses(
         (status = 200, description = "The score and its explanation", body = ScoreJson),
-        (status = 400, description = "Bad input: every bad field named", body = crate::serve::status::ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = crate::serve::status::ErrorBody),
-        (status = 404, description = "Unknown model", body = crate::serve::status::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::serve::status::ErrorBody),
-        (status = 415, description = "Body not JSON", body = crate::serve::status::ErrorBody),
-        (status = 429, description = "Overloaded: retry after Retry-After seconds", body = crate::serve::status::ErrorBody),
-        (status = 504, description = "Past the deadline", body = crate::serve::status::ErrorBody),
+        super::openapi::CallErrors,
     ),
     security((), ("bearer" = []))
 )]
@@ -325,13 +319,7 @@ pub async fn score(
     request_body = ScoreBatchBody,
     responses(
         (status = 200, description = "One score per row, in order", body = ScoreBatchJson),
-        (status = 400, description = "Bad input: every bad field of every row named", body = crate::serve::status::ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = crate::serve::status::ErrorBody),
-        (status = 404, description = "Unknown model", body = crate::serve::status::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::serve::status::ErrorBody),
-        (status = 415, description = "Body not JSON", body = crate::serve::status::ErrorBody),
-        (status = 429, description = "Overloaded: retry after Retry-After seconds", body = crate::serve::status::ErrorBody),
-        (status = 504, description = "Past the deadline", body = crate::serve::status::ErrorBody),
+        super::openapi::CallErrors,
     ),
     security((), ("bearer" = []))
 )]
@@ -485,8 +473,7 @@ fn feature_json(f: proto::FeatureInfo) -> FeatureInfoJson {
     get, path = "/v1/models", tag = "churn.v1",
     responses(
         (status = 200, description = "Every served model (the serving version of each name)", body = ModelListJson),
-        (status = 401, description = "Missing or unknown API key", body = crate::serve::status::ErrorBody),
-        (status = 429, description = "Overloaded", body = crate::serve::status::ErrorBody),
+        super::openapi::GateErrors,
     ),
     security((), ("bearer" = []))
 )]
@@ -505,9 +492,7 @@ pub async fn list_models(State(st): State<Arc<HttpState>>) -> Reply {
     params(("name" = String, Path, description = "name or name@version")),
     responses(
         (status = 200, description = "The model", body = ModelJson),
-        (status = 401, description = "Missing or unknown API key", body = crate::serve::status::ErrorBody),
-        (status = 404, description = "Unknown model", body = crate::serve::status::ErrorBody),
-        (status = 429, description = "Overloaded", body = crate::serve::status::ErrorBody),
+        super::openapi::LookupErrors,
     ),
     security((), ("bearer" = []))
 )]

@@ -7,7 +7,7 @@ use crate::error::{Error, FieldViolation};
 use crate::inference::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use crate::inference::{InferTensorContents, ModelInferRequest, ModelInferResponse};
 use crate::serve::v2::tensor::DataType;
-use crate::serve::v2::{model_infer, model_metadata};
+use crate::serve::v2::{model_infer, model_metadata, spec};
 use axum::extract::{Path, State, rejection::PathRejection};
 use axum::response::IntoResponse;
 use http::HeaderMap;
@@ -674,15 +674,6 @@ async fn infer_at(
     Ok(to_rest(resp, &binary_outputs))
 }
 
-/// The registry's spec for a (name, version) pair: "" = the serving version.
-fn spec(name: &str, version: &str) -> String {
-    if version.is_empty() {
-        name.to_string()
-    } else {
-        format!("{name}@{version}")
-    }
-}
-
 const INFER_DOC: &str = "Scores every row of the input tensors (one per feature, or one [N, F] FP64 tensor for an all-numeric model). JSON data, or Triton's binary tensor extension: the Inference-Header-Content-Length header gives the JSON part's length, and each binary input's parameters.binary_data_size its bytes after it.";
 
 /// Inference on the serving version.
@@ -696,13 +687,7 @@ const INFER_DOC: &str = "Scores every row of the input tensors (one per feature,
             (InferResponseJson = "application/json"),
             (Vec<u8> = "application/octet-stream"),
         )),
-        (status = 400, description = "Bad tensors: every bad tensor named", body = crate::serve::status::ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = crate::serve::status::ErrorBody),
-        (status = 404, description = "Unknown model", body = crate::serve::status::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::serve::status::ErrorBody),
-        (status = 415, description = "Body not JSON", body = crate::serve::status::ErrorBody),
-        (status = 429, description = "Overloaded", body = crate::serve::status::ErrorBody),
-        (status = 504, description = "Past the deadline", body = crate::serve::status::ErrorBody),
+        super::openapi::CallErrors,
     ),
     security((), ("bearer" = []))
 )]
@@ -731,13 +716,7 @@ pub async fn infer(
             (InferResponseJson = "application/json"),
             (Vec<u8> = "application/octet-stream"),
         )),
-        (status = 400, description = "Bad tensors: every bad tensor named", body = crate::serve::status::ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = crate::serve::status::ErrorBody),
-        (status = 404, description = "Unknown model or version", body = crate::serve::status::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::serve::status::ErrorBody),
-        (status = 415, description = "Body not JSON", body = crate::serve::status::ErrorBody),
-        (status = 429, description = "Overloaded", body = crate::serve::status::ErrorBody),
-        (status = 504, description = "Past the deadline", body = crate::serve::status::ErrorBody),
+        super::openapi::CallErrors,
     ),
     security((), ("bearer" = []))
 )]
@@ -788,9 +767,7 @@ fn metadata_at(st: &HttpState, name: &str, version: &str) -> Result<Reply, Error
     params(("model" = String, Path, description = "model name")),
     responses(
         (status = 200, description = "Inputs (one per feature) and outputs", body = ModelMetadataJson),
-        (status = 401, description = "Missing or unknown API key", body = crate::serve::status::ErrorBody),
-        (status = 404, description = "Unknown model", body = crate::serve::status::ErrorBody),
-        (status = 429, description = "Overloaded", body = crate::serve::status::ErrorBody),
+        super::openapi::LookupErrors,
     ),
     security((), ("bearer" = []))
 )]
@@ -809,9 +786,7 @@ pub async fn model_metadata_serving(
     params(("model" = String, Path, description = "model name"), ("version" = String, Path, description = "model version")),
     responses(
         (status = 200, description = "Inputs (one per feature) and outputs", body = ModelMetadataJson),
-        (status = 401, description = "Missing or unknown API key", body = crate::serve::status::ErrorBody),
-        (status = 404, description = "Unknown model or version", body = crate::serve::status::ErrorBody),
-        (status = 429, description = "Overloaded", body = crate::serve::status::ErrorBody),
+        super::openapi::LookupErrors,
     ),
     security((), ("bearer" = []))
 )]
@@ -840,9 +815,7 @@ fn ready_at(st: &HttpState, name: &str, version: &str) -> Result<Reply, Error> {
     params(("model" = String, Path, description = "model name")),
     responses(
         (status = 200, description = "Ready", body = ModelReadyJson),
-        (status = 401, description = "Missing or unknown API key", body = crate::serve::status::ErrorBody),
-        (status = 404, description = "Not loaded", body = crate::serve::status::ErrorBody),
-        (status = 429, description = "Overloaded", body = crate::serve::status::ErrorBody),
+        super::openapi::LookupErrors,
     ),
     security((), ("bearer" = []))
 )]
@@ -861,9 +834,7 @@ pub async fn model_ready(
     params(("model" = String, Path, description = "model name"), ("version" = String, Path, description = "model version")),
     responses(
         (status = 200, description = "Ready", body = ModelReadyJson),
-        (status = 401, description = "Missing or unknown API key", body = crate::serve::status::ErrorBody),
-        (status = 404, description = "Not loaded", body = crate::serve::status::ErrorBody),
-        (status = 429, description = "Overloaded", body = crate::serve::status::ErrorBody),
+        super::openapi::LookupErrors,
     ),
     security((), ("bearer" = []))
 )]
@@ -908,8 +879,7 @@ pub async fn ready(State(st): State<Arc<HttpState>>) -> Reply {
     get, path = "/v2", tag = "v2",
     responses(
         (status = 200, description = "Server metadata", body = ServerMetadataJson),
-        (status = 401, description = "Missing or unknown API key", body = crate::serve::status::ErrorBody),
-        (status = 429, description = "Overloaded", body = crate::serve::status::ErrorBody),
+        super::openapi::GateErrors,
     ),
     security((), ("bearer" = []))
 )]
@@ -932,12 +902,12 @@ mod tests {
     #[test]
     fn nested_data_flattens_row_major() {
         assert_eq!(
-            data("[[1, 2.5], [null, 4]]"),
+            data("[[1, 2.5], [null, -4]]"),
             vec![
-                Element::Int(1),
+                Element::UInt(1),
                 Element::Float(2.5),
                 Element::Null,
-                Element::Int(4)
+                Element::Int(-4)
             ]
         );
         assert_eq!(data(r#"["a", ["b", [""]]]"#).len(), 3);

@@ -35,8 +35,8 @@ impl InferenceApi {
     }
 }
 
-/// The registry's spec for a V2 (name, version) pair: "" = the serving version.
-fn spec(name: &str, version: &str) -> String {
+/// The registry's spec for a V2 (name, version) pair: "" = the serving version (both V2 doors).
+pub fn spec(name: &str, version: &str) -> String {
     if version.is_empty() {
         name.to_string()
     } else {
