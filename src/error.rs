@@ -117,6 +117,10 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A report's chart could not be drawn.
+    #[error("report chart '{chart}': {message}")]
+    Chart { chart: String, message: String },
+
     /// A database refused a statement or dropped the connection; `target` is the database (no
     /// password) and what was being done.
     #[error("{target}: {message}")]

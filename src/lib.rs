@@ -7,6 +7,7 @@ pub mod error;
 pub mod features;
 pub mod io;
 pub mod model;
+pub mod report;
 pub mod schema;
 pub mod serve;
 pub mod time;

@@ -41,6 +41,25 @@ pub fn format_day(day: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// The first day of the month `day` falls in.
+pub fn month_start(day: i64) -> i64 {
+    let (y, m, _) = civil_from_days(day);
+    days_from_civil(y, m, 1)
+}
+
+/// The first day of the month `n` months after the month `day` falls in (`n` may be negative).
+pub fn add_months(day: i64, n: i64) -> i64 {
+    let (y, m, _) = civil_from_days(day);
+    let k = y * 12 + i64::from(m) - 1 + n;
+    days_from_civil(k.div_euclid(12), (k.rem_euclid(12) + 1) as u32, 1)
+}
+
+/// `YYYY-MM` of the month `day` falls in.
+pub fn format_month(day: i64) -> String {
+    let (y, m, _) = civil_from_days(day);
+    format!("{y:04}-{m:02}")
+}
+
 /// The day a local time falls on.
 #[inline]
 pub fn day_of(t: i64) -> i64 {
@@ -272,5 +291,16 @@ mod tests {
         assert_eq!(parse_days("3m"), None);
         assert_eq!(parse_offset(b"-05:30"), Some(-19_800));
         assert_eq!(parse_offset(b"+24:00"), None);
+    }
+
+    #[test]
+    fn months_step_over_year_ends_and_leap_days() {
+        let d = |t: &str| parse_day(t).unwrap();
+        assert_eq!(month_start(d("2020-02-29")), d("2020-02-01"));
+        assert_eq!(add_months(d("2020-11-17"), 1), d("2020-12-01"));
+        assert_eq!(add_months(d("2020-12-31"), 1), d("2021-01-01"));
+        assert_eq!(add_months(d("2020-01-31"), -1), d("2019-12-01"));
+        assert_eq!(add_months(d("2020-03-01"), 25), d("2022-04-01"));
+        assert_eq!(format_month(d("2020-03-09")), "2020-03");
     }
 }

@@ -6,6 +6,7 @@ mod explain;
 mod export_sql;
 mod features;
 mod inspect;
+mod report;
 mod score;
 mod serve;
 mod train;
@@ -33,6 +34,8 @@ pub enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Show a model: schema, weights ranked by importance, tiers, training facts, metrics.
     Inspect(inspect::InspectArgs),
+    /// Write an HTML report: the model report (--model, on --data) or the churn report (--events).
+    Report(Box<report::ReportArgs>),
     /// Score one customer and show the reasons.
     Explain(explain::ExplainArgs),
     /// Score a CSV or Parquet file of customers on every core: probability, tier, reasons.
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         Command::Train(a) => train::run(*a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Report(a) => report::run(*a),
         Command::Explain(a) => explain::run(a),
         Command::Score(a) => score::run(a),
         Command::ExportSql(a) => export_sql::run(a),

@@ -222,30 +222,78 @@ impl EventReader {
 /// the type column alone; empty type cells are not counted. A row the main read would refuse
 /// ends the count early: that read reports it with its line.
 pub fn count_types(
-    mut source: Box<dyn BlockSource>,
+    source: Box<dyn BlockSource>,
     column: &str,
     chunk_rows: usize,
 ) -> Result<Vec<(String, u64)>> {
     use std::collections::HashMap;
+    let counts = fold_column(
+        source,
+        column,
+        chunk_rows,
+        HashMap::new,
+        |part: &mut HashMap<String, u64>, c| {
+            if let Some(t) = rows::text(c) {
+                match part.get_mut(t.as_ref()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        part.insert(t.into_owned(), 1);
+                    }
+                }
+            }
+            Ok(())
+        },
+        |into, part| {
+            for (t, n) in part {
+                *into.entry(t).or_default() += n;
+            }
+        },
+    )?;
+    let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(counts)
+}
+
+/// The first and last day of the log's timestamps (None: no event), read in one pass over the
+/// timestamp column alone. A cell that is not a time ends the pass early, as in [`count_types`].
+pub fn day_range(
+    source: Box<dyn BlockSource>,
+    column: &str,
+    offset: i64,
+    chunk_rows: usize,
+) -> Result<Option<(i64, i64)>> {
+    let (lo, hi) = fold_column(
+        source,
+        column,
+        chunk_rows,
+        || (i64::MAX, i64::MIN),
+        |part: &mut (i64, i64), c| {
+            if let Some(t) = rows::time(c, offset).map_err(|_| ())? {
+                let d = crate::time::day_of(t);
+                *part = (part.0.min(d), part.1.max(d));
+            }
+            Ok(())
+        },
+        |into: &mut (i64, i64), part| *into = (into.0.min(part.0), into.1.max(part.1)),
+    )?;
+    Ok((lo <= hi).then_some((lo, hi)))
+}
+
+/// Folds one column of the log on every core: each part of a block folds its cells into a
+/// `fresh()` accumulator, and the parts are merged in order. A cell `fold` refuses ends the pass
+/// after the parts before it (the main read reports that row with its line).
+fn fold_column<A: Send>(
+    mut source: Box<dyn BlockSource>,
+    column: &str,
+    chunk_rows: usize,
+    fresh: impl Fn() -> A + Sync,
+    fold: impl Fn(&mut A, Cell<'_>) -> std::result::Result<(), ()> + Sync,
+    merge: impl Fn(&mut A, A),
+) -> Result<A> {
     source.select(&[column.to_string()])?;
     let parts = rayon::current_num_threads() * 4;
     let (rx, reader) = crate::io::blocks::read_ahead(source, chunk_rows);
-    let mut counts: HashMap<String, u64> = HashMap::new();
-    let merge = |into: &mut HashMap<String, u64>, part: HashMap<String, u64>| {
-        for (t, n) in part {
-            *into.entry(t).or_default() += n;
-        }
-    };
-    let count_cell = |part: &mut HashMap<String, u64>, c: Cell<'_>| {
-        if let Some(t) = rows::text(c) {
-            match part.get_mut(t.as_ref()) {
-                Some(n) => *n += 1,
-                None => {
-                    part.insert(t.into_owned(), 1);
-                }
-            }
-        }
-    };
+    let mut total = fresh();
     let mut result = Ok(());
     for msg in &rx {
         let block = match msg {
@@ -255,14 +303,13 @@ pub fn count_types(
                 break;
             }
         };
-        let done: Vec<Option<HashMap<String, u64>>> = match &block {
+        let done: Vec<Option<A>> = match &block {
             Block::Csv { bytes, layout } => crate::io::csv_records::split_ranges(bytes, parts)
                 .into_par_iter()
                 .map(|(a, b)| {
-                    let mut part = HashMap::new();
+                    let mut part = fresh();
                     rows::each_csv_record(&bytes[a..b], layout, |cells| {
-                        count_cell(&mut part, cells[0]);
-                        Ok(())
+                        fold(&mut part, cells[0]).map_err(|()| (0, String::new()))
                     })
                     .ok()
                     .map(|_| part)
@@ -272,17 +319,17 @@ pub fn count_types(
                 .into_par_iter()
                 .map(|(a, b)| {
                     let view = ArrowColumn::new(&columns[0]);
-                    let mut part = HashMap::new();
+                    let mut part = fresh();
                     for i in a..b {
-                        count_cell(&mut part, view.get(i));
+                        fold(&mut part, view.get(i)).ok()?;
                     }
                     Some(part)
                 })
                 .collect(),
         };
         let complete = done.iter().all(Option::is_some);
-        for part in done.into_iter().flatten() {
-            merge(&mut counts, part);
+        for part in done.into_iter().map_while(|p| p) {
+            merge(&mut total, part);
         }
         if !complete {
             break;
@@ -290,8 +337,5 @@ pub fn count_types(
     }
     drop(rx);
     reader.join().expect("reader thread");
-    result?;
-    let mut counts: Vec<(String, u64)> = counts.into_iter().collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(counts)
+    result.map(|()| total)
 }

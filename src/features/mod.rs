@@ -82,14 +82,70 @@ pub struct FeatureSummary {
     pub snapshots: Vec<SnapshotSummary>,
     /// The latest day the inputs reach (an event, or a subscription start).
     pub data_until: Option<String>,
+    /// The last day on which who is active is known from the inputs: the latest subscription
+    /// start with subscriptions (a renewal after it would be missing), else the day after the
+    /// latest event.
+    #[serde(skip)]
+    pub population_known_until: Option<i64>,
     pub bytes_per_customer: usize,
     pub read_seconds: f64,
     pub seconds: f64,
     pub events_per_second: f64,
 }
 
-/// Builds the feature table.
+/// Builds the feature table into `job.out`.
 pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
+    compute(job, &mut Sink::File(None))
+}
+
+/// The feature table held in memory, for analyses over it (the churn report): every snapshot's
+/// rows, as `churn features` would write them.
+pub struct FeatureFrame {
+    pub summary: FeatureSummary,
+    pub columns: Vec<metrics::MetricColumn>,
+    /// Every customer of the inputs in the table's order, with the day first seen (an event or a
+    /// subscription start); rows refer to customers by position here.
+    pub customers: Vec<(Box<str>, i64)>,
+    /// In the job's snapshot order.
+    pub snapshots: Vec<SnapshotFrame>,
+}
+
+/// One snapshot's rows: the customers in it (positions in [`FeatureFrame::customers`]), their
+/// metric values row-major (NaN = missing) and their plans.
+pub struct SnapshotFrame {
+    pub day: i64,
+    pub customers: Vec<u32>,
+    pub values: Vec<f64>,
+    pub plans: Vec<Option<String>>,
+    pub labels: Vec<bool>,
+}
+
+/// Builds the feature table in memory (`job.out` is not written).
+pub fn frame(job: &FeatureJob) -> Result<FeatureFrame> {
+    let mut sink = Sink::Memory(Vec::new(), Vec::new(), Vec::new());
+    let summary = compute(job, &mut sink)?;
+    let Sink::Memory(columns, customers, snapshots) = sink else {
+        unreachable!("the sink stays in memory")
+    };
+    Ok(FeatureFrame {
+        summary,
+        columns,
+        customers,
+        snapshots,
+    })
+}
+
+/// Where the rows go: the file, or memory (columns, customers, snapshots).
+enum Sink {
+    File(Option<write::FeatureWriter>),
+    Memory(
+        Vec<metrics::MetricColumn>,
+        Vec<(Box<str>, i64)>,
+        Vec<SnapshotFrame>,
+    ),
+}
+
+fn compute(job: &FeatureJob, sink: &mut Sink) -> Result<FeatureSummary> {
     let started = Instant::now();
     if job.snapshots.is_empty() {
         return Err(Error::Usage(
@@ -303,7 +359,24 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
         .collect();
     order.par_sort_unstable_by(|a, b| natural_cmp(&shards[a.0].ids[a.1], &shards[b.0].ids[b.1]));
 
-    let mut writer = write::FeatureWriter::create(&job.out, &metric_cols, labelled)?;
+    let csv = match sink {
+        Sink::File(writer) => {
+            let w = writer.insert(write::FeatureWriter::create(
+                &job.out,
+                &metric_cols,
+                labelled,
+            )?);
+            w.wants_csv()
+        }
+        Sink::Memory(columns, customers, _) => {
+            *columns = metric_cols.clone();
+            *customers = order
+                .iter()
+                .map(|&(k, c)| (shards[k].ids[c].clone(), shards[k].view(c).first_day))
+                .collect();
+            false
+        }
+    };
     let rows_of = SnapshotRows {
         shards: &shards,
         subs: subs.as_ref(),
@@ -313,15 +386,17 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
         horizon: i64::from(job.horizon),
         qualifying: qualifying.unwrap_or(0),
         active_within: r.active_within.map(i64::from),
-        csv: writer.wants_csv(),
+        csv,
     };
     let mut snapshots = Vec::new();
     let mut rows = 0;
     for &s in &tl.snapshots {
         let day = time::format_day(s);
+        const PART: usize = 4096;
         let chunks: Vec<write::RowChunk> = order
-            .par_chunks(4096)
-            .map(|part| rows_of.chunk(part, s, &day))
+            .par_chunks(PART)
+            .enumerate()
+            .map(|(p, part)| rows_of.chunk(part, (p * PART) as u32, s, &day))
             .collect();
         let mut summary = SnapshotSummary {
             snapshot: day.clone(),
@@ -329,14 +404,41 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
             churned: 0,
         };
         for chunk in &chunks {
-            writer.write(chunk, &day)?;
             summary.rows += chunk.rows;
             summary.churned += chunk.churned;
+        }
+        match sink {
+            Sink::File(writer) => {
+                let w = writer.as_mut().expect("created above");
+                for chunk in &chunks {
+                    w.write(chunk, &day)?;
+                }
+            }
+            Sink::Memory(_, _, frames) => {
+                let mut f = SnapshotFrame {
+                    day: s,
+                    customers: Vec::with_capacity(summary.rows as usize),
+                    values: Vec::with_capacity(summary.rows as usize * metric_cols.len()),
+                    plans: Vec::with_capacity(summary.rows as usize),
+                    labels: Vec::new(),
+                };
+                for chunk in chunks {
+                    f.customers.extend(chunk.ordinals);
+                    f.values.extend(chunk.values);
+                    f.plans.extend(chunk.plans);
+                    f.labels.extend(chunk.labels);
+                }
+                frames.push(f);
+            }
         }
         rows += summary.rows;
         snapshots.push(summary);
     }
-    writer.finish()?;
+    if let Sink::File(w) = sink
+        && let Some(w) = w.take()
+    {
+        w.finish()?;
+    }
     let seconds = started.elapsed().as_secs_f64();
     Ok(FeatureSummary {
         events,
@@ -347,6 +449,10 @@ pub fn build(job: &FeatureJob) -> Result<FeatureSummary> {
         event_types: chosen,
         snapshots,
         data_until: last_event.max(latest_start).map(time::format_day),
+        population_known_until: match &subs {
+            Some(_) => latest_start,
+            None => last_event.map(|d| d + 1),
+        },
         bytes_per_customer: shards[0].bytes_per_customer(),
         read_seconds,
         seconds,
@@ -370,11 +476,12 @@ struct SnapshotRows<'a> {
 
 impl SnapshotRows<'_> {
     /// The rows of the customers in `part` (shard, index) who are active on day `s`.
-    fn chunk(&self, part: &[(usize, usize)], s: i64, day: &str) -> write::RowChunk {
+    /// `first` is the position of `part[0]` in the customer order.
+    fn chunk(&self, part: &[(usize, usize)], first: u32, s: i64, day: &str) -> write::RowChunk {
         let tl = self.tl;
         let mut chunk = write::RowChunk::default();
         let mut values = Vec::with_capacity(self.cols.len());
-        for &(k, c) in part {
+        for (&(k, c), ordinal) in part.iter().zip(first..) {
             let shard = &self.shards[k];
             let id = &shard.ids[c];
             let v = shard.view(c);
@@ -409,6 +516,9 @@ impl SnapshotRows<'_> {
             metrics::compute(self.cols, &v, sub.as_ref(), s, tl, &mut values);
             let plan = sub.as_ref().and_then(|x| x.plan);
             chunk.push(self.csv, id, day, self.cols, &values, plan, label);
+            if !self.csv {
+                chunk.ordinals.push(ordinal);
+            }
         }
         chunk
     }

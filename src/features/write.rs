@@ -23,6 +23,8 @@ pub struct RowChunk {
     pub values: Vec<f64>,
     pub plans: Vec<Option<String>>,
     pub labels: Vec<bool>,
+    /// Each row's customer, by position in the customer order (kept in memory only).
+    pub ordinals: Vec<u32>,
 }
 
 impl RowChunk {

@@ -59,6 +59,19 @@ pub fn evaluate_file(
     positive: Option<&str>,
     delimiter: Option<u8>,
 ) -> Result<Evaluation> {
+    let (table, label, positive) = read_labelled(model, data, label, positive, delimiter)?;
+    evaluate_table(model, &table, &label, &positive)
+}
+
+/// Reads the model's feature columns and the label column of `data`; returns the table with the
+/// label column and positive value used (the model's unless given).
+pub fn read_labelled(
+    model: &ChurnModel,
+    data: &Path,
+    label: Option<&str>,
+    positive: Option<&str>,
+    delimiter: Option<u8>,
+) -> Result<(Table, String, String)> {
     let label = label.unwrap_or(&model.file().training.label).to_string();
     let positive = positive
         .unwrap_or(&model.file().training.positive)
@@ -84,7 +97,7 @@ pub fn evaluate_file(
         nan_is_value: true,
     };
     let table = read_table(data, &opts)?;
-    evaluate_table(model, &table, &label, &positive)
+    Ok((table, label, positive))
 }
 
 pub fn evaluate_table(
@@ -93,6 +106,35 @@ pub fn evaluate_table(
     label: &str,
     positive: &str,
 ) -> Result<Evaluation> {
+    let scores = score_labelled(model, table, label, positive)?;
+    Ok(evaluation(model, table, label, positive, &scores))
+}
+
+/// A labelled table scored row by row through [`ChurnModel::score_row`]: what an evaluation and
+/// a model report are made of.
+#[derive(Debug, Clone)]
+pub struct LabelledScores {
+    /// Probability and outcome of each scored row, in table order.
+    pub p: Vec<f64>,
+    pub y: Vec<bool>,
+    /// The table index of each scored row.
+    pub rows: Vec<usize>,
+    /// Mean |contribution| (log-odds) of each feature over the scored rows, in schema order.
+    pub mean_abs_contribution: Vec<f64>,
+    imputed: Vec<u64>,
+    unseen: Vec<u64>,
+    rejected_rows: u64,
+    rejected: Vec<RejectedRow>,
+}
+
+/// Scores every row of `table`; rows the model refuses are counted and listed, not scored. Fails
+/// when no row could be scored.
+pub fn score_labelled(
+    model: &ChurnModel,
+    table: &Table,
+    label: &str,
+    positive: &str,
+) -> Result<LabelledScores> {
     let path = &table.path;
     let label_col = table
         .column(label)
@@ -130,6 +172,7 @@ pub fn evaluate_table(
         scored: Vec<usize>,
         imputed: Vec<u64>,
         unseen: Vec<u64>,
+        abs_contribution: Vec<f64>,
         rejected: u64,
         listed: Vec<RejectedRow>,
     }
@@ -146,6 +189,7 @@ pub fn evaluate_table(
                 scored: Vec::with_capacity(rows.len()),
                 imputed: vec![0; nf],
                 unseen: vec![0; nf],
+                abs_contribution: vec![0.0; nf],
                 rejected: 0,
                 listed: Vec::new(),
             };
@@ -205,6 +249,9 @@ pub fn evaluate_table(
                 }
                 c.p.push(scored.expect("refused rows are skipped above").probability);
                 c.scored.push(i);
+                for (sum, c) in c.abs_contribution.iter_mut().zip(&s.contributions) {
+                    *sum += c.abs();
+                }
                 for (k, note) in s.notes.iter().enumerate() {
                     match note {
                         Note::Imputed => c.imputed[k] += 1,
@@ -220,13 +267,17 @@ pub fn evaluate_table(
     let mut y_scored = Vec::with_capacity(n);
     let mut imputed = vec![0u64; nf];
     let mut unseen = vec![0u64; nf];
+    let mut abs_contribution = vec![0.0f64; nf];
+    let mut rows = Vec::with_capacity(n);
     let (mut rejected_rows, mut rejected) = (0u64, Vec::new());
     for c in chunks {
         p.extend(c.p);
         y_scored.extend(c.scored.iter().map(|&i| y[i]));
+        rows.extend(c.scored);
         for k in 0..nf {
             imputed[k] += c.imputed[k];
             unseen[k] += c.unseen[k];
+            abs_contribution[k] += c.abs_contribution[k];
         }
         rejected_rows += c.rejected;
         let room = MAX_LISTED.saturating_sub(rejected.len());
@@ -244,7 +295,30 @@ pub fn evaluate_table(
             ),
         ));
     }
-    let y = y_scored;
+    let scored = p.len() as f64;
+    Ok(LabelledScores {
+        p,
+        y: y_scored,
+        rows,
+        mean_abs_contribution: abs_contribution.iter().map(|s| s / scored).collect(),
+        imputed,
+        unseen,
+        rejected_rows,
+        rejected,
+    })
+}
+
+/// The evaluation of scored rows: metrics, confusion at the tier cuts, tiers, and what was
+/// imputed, unseen or refused.
+pub fn evaluation(
+    model: &ChurnModel,
+    table: &Table,
+    label: &str,
+    positive: &str,
+    scores: &LabelledScores,
+) -> Evaluation {
+    let schema = model.schema();
+    let (p, y) = (&scores.p, &scores.y);
     let n = p.len();
     let per_feature = |counts: &[u64]| -> Vec<FeatureCount> {
         schema
@@ -275,18 +349,18 @@ pub fn evaluate_table(
             }
         })
         .collect();
-    Ok(Evaluation {
+    Evaluation {
         model: model.id().to_string(),
-        data_file: path.display().to_string(),
+        data_file: table.path.display().to_string(),
         label: label.to_string(),
         positive: positive.to_string(),
-        metrics: metrics::evaluate(&p, &y),
-        at_medium_cut: metrics::confusion(&p, &y, cuts.medium),
-        at_high_cut: metrics::confusion(&p, &y, cuts.high),
+        metrics: metrics::evaluate(p, y),
+        at_medium_cut: metrics::confusion(p, y, cuts.medium),
+        at_high_cut: metrics::confusion(p, y, cuts.high),
         tiers,
-        imputed_cells: per_feature(&imputed),
-        unseen_cells: per_feature(&unseen),
-        rejected_rows,
-        rejected,
-    })
+        imputed_cells: per_feature(&scores.imputed),
+        unseen_cells: per_feature(&scores.unseen),
+        rejected_rows: scores.rejected_rows,
+        rejected: scores.rejected.clone(),
+    }
 }

@@ -166,6 +166,108 @@ fn calibration_sorted(p: &[f64], y: &[bool], order: &[usize], bins: usize) -> Ve
         .collect()
 }
 
+/// What a model report draws: the ROC and precision-recall curves (at most `max_points` each,
+/// always with their end points) and the table by decile of score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Curves {
+    /// (false positive rate, true positive rate) from (0, 0) to (1, 1), one per score threshold.
+    pub roc: Vec<[f64; 2]>,
+    /// (recall, precision) at each threshold, highest score first.
+    pub precision_recall: Vec<[f64; 2]>,
+    /// Ten equal-count groups by decreasing score: decile 1 is the riskiest tenth.
+    pub deciles: Vec<DecileRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecileRow {
+    pub decile: u32,
+    pub rows: u64,
+    pub churned: u64,
+    pub churn_rate: f64,
+    pub min_probability: f64,
+    pub max_probability: f64,
+    pub mean_probability: f64,
+    /// The decile's churn rate over the overall rate.
+    pub lift: f64,
+    /// Share of all churners in this decile and the ones above it (the cumulative gain).
+    pub cumulative_gain: f64,
+    /// Churn rate of this decile and the ones above it over the overall rate.
+    pub cumulative_lift: f64,
+}
+
+/// The curves of `p` against `y`; empty curves when a class is absent.
+pub fn curves(p: &[f64], y: &[bool], max_points: usize) -> Curves {
+    let order = descending_order(p);
+    let pos = y.iter().filter(|&&b| b).count() as f64;
+    let neg = y.len() as f64 - pos;
+    let (mut roc, mut pr) = (vec![[0.0, 0.0]], Vec::new());
+    if pos > 0.0 && neg > 0.0 {
+        let (mut tp, mut fp) = (0.0, 0.0);
+        let mut i = 0;
+        while i < order.len() {
+            let mut j = i;
+            while j < order.len() && p[order[j]] == p[order[i]] {
+                if y[order[j]] {
+                    tp += 1.0
+                } else {
+                    fp += 1.0
+                }
+                j += 1;
+            }
+            roc.push([fp / neg, tp / pos]);
+            pr.push([tp / pos, tp / (tp + fp)]);
+            i = j;
+        }
+    } else {
+        roc.clear();
+    }
+    let overall = if y.is_empty() {
+        f64::NAN
+    } else {
+        pos / y.len() as f64
+    };
+    let n = order.len();
+    let bins = 10.min(n);
+    let (mut cum_rows, mut cum_churned) = (0u64, 0u64);
+    let deciles = (0..bins)
+        .map(|b| {
+            let idx = &order[b * n / bins..(b + 1) * n / bins];
+            let churned = idx.iter().filter(|&&i| y[i]).count() as u64;
+            let rows = idx.len() as u64;
+            cum_rows += rows;
+            cum_churned += churned;
+            let rate = churned as f64 / rows as f64;
+            let ps = idx.iter().map(|&i| p[i]);
+            DecileRow {
+                decile: b as u32 + 1,
+                rows,
+                churned,
+                churn_rate: rate,
+                min_probability: ps.clone().fold(f64::INFINITY, f64::min),
+                max_probability: ps.clone().fold(f64::NEG_INFINITY, f64::max),
+                mean_probability: ps.sum::<f64>() / rows as f64,
+                lift: rate / overall,
+                cumulative_gain: cum_churned as f64 / pos,
+                cumulative_lift: (cum_churned as f64 / cum_rows as f64) / overall,
+            }
+        })
+        .collect();
+    Curves {
+        roc: thin(roc, max_points),
+        precision_recall: thin(pr, max_points),
+        deciles,
+    }
+}
+
+/// At most `max` points of a curve, evenly spread over its points, keeping both ends.
+fn thin(points: Vec<[f64; 2]>, max: usize) -> Vec<[f64; 2]> {
+    let n = points.len();
+    if n <= max || max < 2 {
+        return points;
+    }
+    (0..max).map(|k| points[k * (n - 1) / (max - 1)]).collect()
+}
+
 /// Confusion counts when p >= threshold is predicted to churn.
 pub fn confusion(p: &[f64], y: &[bool], threshold: f64) -> Confusion {
     let (mut tp, mut fp, mut tn, mut fneg) = (0, 0, 0, 0);
@@ -276,5 +378,50 @@ mod tests {
             (1, 1, 1, 1)
         );
         assert_eq!(c.precision, 0.5);
+    }
+
+    #[test]
+    fn curves_end_at_the_corners_and_deciles_add_up() {
+        let p: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f64 / 1000.0)
+            .collect();
+        let y: Vec<bool> = p
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| x > 0.6 || i % 9 == 0)
+            .collect();
+        let c = curves(&p, &y, 50);
+        assert_eq!(c.roc.len(), 50);
+        assert_eq!(c.roc[0], [0.0, 0.0]);
+        assert_eq!(*c.roc.last().unwrap(), [1.0, 1.0]);
+        assert!(
+            c.roc
+                .windows(2)
+                .all(|w| w[0][0] <= w[1][0] && w[0][1] <= w[1][1])
+        );
+        assert_eq!(c.precision_recall.last().unwrap()[0], 1.0);
+        assert_eq!(c.deciles.iter().map(|d| d.rows).sum::<u64>(), 1000);
+        let churned: u64 = c.deciles.iter().map(|d| d.churned).sum();
+        assert_eq!(churned, y.iter().filter(|&&b| b).count() as u64);
+        assert!((c.deciles[9].cumulative_gain - 1.0).abs() < 1e-12);
+        assert!((c.deciles[9].cumulative_lift - 1.0).abs() < 1e-12);
+        // Decile 1 holds the 100 highest scores.
+        assert_eq!(c.deciles[0].min_probability, 0.9);
+        // The trapezoids under the full ROC curve are the AUC.
+        let full = curves(&p, &y, usize::MAX);
+        let area: f64 = full
+            .roc
+            .windows(2)
+            .map(|w| (w[1][0] - w[0][0]) * (w[0][1] + w[1][1]) / 2.0)
+            .sum();
+        assert!((area - auc(&p, &y)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn one_class_has_no_curves_but_keeps_its_deciles() {
+        let c = curves(&[0.2, 0.4, 0.9], &[false, false, false], 100);
+        assert!(c.roc.is_empty() && c.precision_recall.is_empty());
+        assert_eq!(c.deciles.len(), 3);
+        assert_eq!(c.deciles[0].churn_rate, 0.0);
     }
 }

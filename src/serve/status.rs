@@ -23,6 +23,7 @@ pub fn code_of(e: &Error) -> Code {
         Error::Io { .. }
         | Error::Model { .. }
         | Error::Training(_)
+        | Error::Chart { .. }
         | Error::CountMismatch(_)
         | Error::Address { .. } => Code::Internal,
         Error::Database { .. } | Error::Transport(_) => Code::Unavailable,
