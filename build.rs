@@ -1,10 +1,10 @@
 //! Compiles proto/ with protox (pure Rust, no system protoc) and generates tonic services. The
 //! encoded descriptor set is written next to the generated code for server reflection.
 //!
-//! Also the tests' documented opt-outs: `CHURN_SKIP_POSTGRES=1` or `CHURN_SKIP_PYTHON=1` at build
-//! time marks the tests that need PostgreSQL or the Python clients as ignored, so that cargo
-//! reports them as ignored, never as passed. Without them such a test runs, and fails with the fix
-//! when what it needs is not there.
+//! Also the tests' documented opt-outs: `CHURN_SKIP_POSTGRES=1`, `CHURN_SKIP_PYTHON=1` or
+//! `CHURN_SKIP_BROWSER=1` at build time marks the tests that need PostgreSQL, the Python clients or
+//! headless Chromium as ignored, so that cargo reports them as ignored, never as passed. Without
+//! them such a test runs, and fails with the fix when what it needs is not there.
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (var, cfg) in [
         ("CHURN_SKIP_POSTGRES", "churn_skip_postgres"),
         ("CHURN_SKIP_PYTHON", "churn_skip_python"),
+        ("CHURN_SKIP_BROWSER", "churn_skip_browser"),
     ] {
         println!("cargo::rerun-if-env-changed={var}");
         println!("cargo::rustc-check-cfg=cfg({cfg})");

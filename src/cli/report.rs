@@ -208,7 +208,12 @@ fn churn_report(a: &ReportArgs) -> Result<(String, Summary)> {
             }
             let range = day_range(src, column, spec.utc_offset, 8_192)?;
             let Some((first, last)) = range else {
-                return Err(Error::data(&name, "the event log holds no events"));
+                let r = churn::ChurnReport::empty(
+                    &name.display().to_string(),
+                    subscriptions.is_some(),
+                    "The event log holds no events: there is nothing to report.".into(),
+                );
+                return churn_page(r);
             };
             let first_month = if month_start(first) == first {
                 first
@@ -249,6 +254,18 @@ fn churn_report(a: &ReportArgs) -> Result<(String, Summary)> {
         delimiter: a.delimiter,
     };
     let mut f = frame(&job)?;
+    if f.customers.is_empty() {
+        let r = churn::ChurnReport::empty(
+            &events_name,
+            has_subscriptions,
+            format!(
+                "The inputs hold no customers from {} to {}: there is nothing to report.",
+                format_day(from),
+                format_day(to)
+            ),
+        );
+        return churn_page(r);
+    }
     // Month starts past what the inputs cover would count every customer as churned.
     let known = f.summary.population_known_until.unwrap_or(i64::MIN);
     let source = if has_subscriptions {
@@ -287,6 +304,10 @@ fn churn_report(a: &ReportArgs) -> Result<(String, Summary)> {
         subscriptions: has_subscriptions,
         early_life,
     });
+    churn_page(r)
+}
+
+fn churn_page(r: churn::ChurnReport) -> Result<(String, Summary)> {
     let html = churn::render(&r)?;
     let line = format!(
         "{} months from {}, average monthly churn {}",

@@ -208,7 +208,35 @@ fn annual(monthly: f64) -> f64 {
     1.0 - (1.0 - monthly).powi(12)
 }
 
-/// Builds the report from a frame whose snapshots are consecutive month starts.
+impl ChurnReport {
+    /// A report with nothing in it but the reason, for inputs that hold no customers.
+    pub fn empty(events_file: &str, subscriptions: bool, reason: String) -> ChurnReport {
+        ChurnReport {
+            events_file: events_file.to_string(),
+            from: String::new(),
+            to: String::new(),
+            events: 0,
+            customers: 0,
+            definitions: definitions(subscriptions, None, 0),
+            months: Vec::new(),
+            overall: Overall {
+                customer_months: 0,
+                churned: 0,
+                monthly_churn_rate: None,
+                annual_churn_rate: None,
+                gross_mrr_churn: None,
+                net_mrr_churn: None,
+            },
+            cohorts: Vec::new(),
+            segments: Vec::new(),
+            behaviour: Vec::new(),
+            early_life: None,
+            notes: vec![reason],
+        }
+    }
+}
+
+/// Builds the report from a frame whose snapshots are consecutive month starts (at least two).
 pub fn build(i: &ChurnInputs<'_>) -> ChurnReport {
     let f = i.frame;
     let k_last = f.snapshots.len() - 1;
@@ -472,26 +500,13 @@ pub fn build(i: &ChurnInputs<'_>) -> ChurnReport {
         }
     };
 
-    let active = match (i.subscriptions, i.active_within) {
-        (true, _) => "A customer is active on a day when one of their subscriptions covers it (start <= day < end).".to_string(),
-        (false, Some(d)) => format!("A customer is active on a day when their latest event is at most {d} days before it (the spec's [population] active_within)."),
-        (false, None) => "A customer is active on every day after their first event.".to_string(),
-    };
     ChurnReport {
         events_file: i.events_name.to_string(),
         from: format_day(f.snapshots[0].day),
         to: format_day(f.snapshots[k_last].day),
         events: f.summary.events,
         customers: f.summary.customers,
-        definitions: Definitions {
-            active,
-            logo_churn: "Customer (logo) churn rate of a month: customers active on its first day and not on the first day of the next month, over the customers active on its first day.".into(),
-            annual: "Annual equivalent: 1 - (1 - monthly rate)^12. The period's average monthly rate pools every month: churned customer-months over customer-months at risk.".into(),
-            mrr_churn: "Gross MRR churn of a month: the MRR of the customers who churned plus the decreases of those who stayed, over the MRR at its start. Net MRR churn also subtracts the increases of those who stayed (expansion); it is negative when expansion outweighs the losses. New customers count in neither.".into(),
-            cohorts: "A cohort is the customers first seen (first event or subscription start) in a month; each cell is the share of them active on the first day of a later month.".into(),
-            behaviour: format!("Each customer active on a month's first day is one observation, with the activity metrics of `churn features` on that day (only what happened before it) and whether they churned that month. Observations are cut into {GROUPS} equal-count groups by the metric's value (ties kept together); AUC ranks the metrics by how well they sort churners on their own."),
-            early_life: format!("Each customer is taken at the first month start at least {} days after they were first seen: their events in those first {} days against whether they churned in the month that follows.", i.early_life, i.early_life),
-        },
+        definitions: definitions(i.subscriptions, i.active_within, i.early_life),
         months,
         overall,
         cohorts,
@@ -504,6 +519,24 @@ pub fn build(i: &ChurnInputs<'_>) -> ChurnReport {
 
 /// An observation: a metric's value and whether the customer churned.
 type Observation = (f64, bool);
+
+/// The definitions stated on the page.
+fn definitions(subscriptions: bool, active_within: Option<u32>, early_life: u32) -> Definitions {
+    let active = match (subscriptions, active_within) {
+        (true, _) => "A customer is active on a day when one of their subscriptions covers it (start <= day < end).".to_string(),
+        (false, Some(d)) => format!("A customer is active on a day when their latest event is at most {d} days before it (the spec's [population] active_within)."),
+        (false, None) => "A customer is active on every day after their first event.".to_string(),
+    };
+    Definitions {
+        active,
+        logo_churn: "Customer (logo) churn rate of a month: customers active on its first day and not on the first day of the next month, over the customers active on its first day.".into(),
+        annual: "Annual equivalent: 1 - (1 - monthly rate)^12. The period's average monthly rate pools every month: churned customer-months over customer-months at risk.".into(),
+        mrr_churn: "Gross MRR churn of a month: the MRR of the customers who churned plus the decreases of those who stayed, over the MRR at its start. Net MRR churn also subtracts the increases of those who stayed (expansion); it is negative when expansion outweighs the losses. New customers count in neither.".into(),
+        cohorts: "A cohort is the customers first seen (first event or subscription start) in a month; each cell is the share of them active on the first day of a later month.".into(),
+        behaviour: format!("Each customer active on a month's first day is one observation, with the activity metrics of `churn features` on that day (only what happened before it) and whether they churned that month. Observations are cut into {GROUPS} equal-count groups by the metric's value (ties kept together); AUC ranks the metrics by how well they sort churners on their own."),
+        early_life: format!("Each customer is taken at the first month start at least {} days after they were first seen: their events in those first {} days against whether they churned in the month that follows.", early_life, early_life),
+    }
+}
 
 /// Churn by equal-count groups of a metric's values (ties kept in one group; missing apart).
 fn metric_cohorts(name: &str, obs: Vec<Observation>) -> MetricCohorts {
