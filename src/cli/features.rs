@@ -1,8 +1,9 @@
 use super::print_json;
 use super::score::input_source;
 use crate::error::{Error, Result};
-use crate::features::spec::FeatureSpec;
+use crate::features::spec::{FeatureSpec, ResolvedSpec};
 use crate::features::{FeatureJob, LabelKind, build};
+use crate::io::blocks::Source;
 use crate::time::{format_day, parse_day, parse_days};
 use clap::Args;
 use std::path::PathBuf;
@@ -103,27 +104,39 @@ fn snapshots(a: &FeaturesArgs) -> Result<Vec<i64>> {
     Ok(out)
 }
 
-pub fn run(a: FeaturesArgs) -> Result<()> {
-    let spec = match &a.spec {
+/// The flags naming an event log, its subscriptions and the feature spec, as `churn features`
+/// and `churn report --events` take them.
+pub(super) struct LogFlags<'a> {
+    pub events: &'a str,
+    pub events_table: Option<&'a String>,
+    pub events_query: Option<&'a String>,
+    pub subscriptions: Option<&'a String>,
+    pub subscriptions_table: Option<&'a String>,
+    pub subscriptions_query: Option<&'a String>,
+    pub spec: Option<&'a std::path::Path>,
+}
+
+/// The spec (the default one without --spec) and the two sources.
+pub(super) fn log_inputs(f: LogFlags<'_>) -> Result<(ResolvedSpec, Source, Option<Source>)> {
+    let spec = match f.spec {
         Some(p) => FeatureSpec::load(p)?,
         None => FeatureSpec::default()
             .resolve()
             .map_err(|m| Error::Usage(format!("default feature spec: {m}")))?,
     };
     let events = input_source(
-        &a.events,
-        a.events_table.as_ref(),
-        a.events_query.as_ref(),
+        f.events,
+        f.events_table,
+        f.events_query,
         ["--events", "--events-table", "--events-query"],
     )?;
-    let subscriptions = a
+    let subscriptions = f
         .subscriptions
-        .as_ref()
         .map(|s| {
             input_source(
                 s,
-                a.subscriptions_table.as_ref(),
-                a.subscriptions_query.as_ref(),
+                f.subscriptions_table,
+                f.subscriptions_query,
                 [
                     "--subscriptions",
                     "--subscriptions-table",
@@ -132,6 +145,19 @@ pub fn run(a: FeaturesArgs) -> Result<()> {
             )
         })
         .transpose()?;
+    Ok((spec, events, subscriptions))
+}
+
+pub fn run(a: FeaturesArgs) -> Result<()> {
+    let (spec, events, subscriptions) = log_inputs(LogFlags {
+        events: &a.events,
+        events_table: a.events_table.as_ref(),
+        events_query: a.events_query.as_ref(),
+        subscriptions: a.subscriptions.as_ref(),
+        subscriptions_table: a.subscriptions_table.as_ref(),
+        subscriptions_query: a.subscriptions_query.as_ref(),
+        spec: a.spec.as_deref(),
+    })?;
     let label = match a.label.as_deref() {
         Some(l) => LabelKind::parse(l).expect("clap checked the value"),
         None if subscriptions.is_some() => LabelKind::SubscriptionEnd,

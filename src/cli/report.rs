@@ -1,7 +1,6 @@
+use super::features::{LogFlags, log_inputs};
 use super::print_json;
-use super::score::input_source;
 use crate::error::{Error, Result};
-use crate::features::spec::FeatureSpec;
 use crate::features::{FeatureJob, LabelKind, events::day_range, frame};
 use crate::io::atomic::write_atomic;
 use crate::model::ChurnModel;
@@ -149,36 +148,18 @@ fn month_day(flag: &str, s: &str) -> Result<i64> {
 }
 
 fn churn_report(a: &ReportArgs) -> Result<(String, Summary)> {
-    let mut spec = match &a.spec {
-        Some(p) => FeatureSpec::load(p)?,
-        None => FeatureSpec::default()
-            .resolve()
-            .map_err(|m| Error::Usage(format!("default feature spec: {m}")))?,
-    };
-    let events = input_source(
-        a.events
+    let (mut spec, events, subscriptions) = log_inputs(LogFlags {
+        events: a
+            .events
             .as_deref()
             .expect("clap requires --model or --events"),
-        a.events_table.as_ref(),
-        a.events_query.as_ref(),
-        ["--events", "--events-table", "--events-query"],
-    )?;
-    let subscriptions = a
-        .subscriptions
-        .as_ref()
-        .map(|s| {
-            input_source(
-                s,
-                a.subscriptions_table.as_ref(),
-                a.subscriptions_query.as_ref(),
-                [
-                    "--subscriptions",
-                    "--subscriptions-table",
-                    "--subscriptions-query",
-                ],
-            )
-        })
-        .transpose()?;
+        events_table: a.events_table.as_ref(),
+        events_query: a.events_query.as_ref(),
+        subscriptions: a.subscriptions.as_ref(),
+        subscriptions_table: a.subscriptions_table.as_ref(),
+        subscriptions_query: a.subscriptions_query.as_ref(),
+        spec: a.spec.as_deref(),
+    })?;
     if subscriptions.is_none() && spec.active_within.is_none() {
         spec.active_within = Some(DEFAULT_ACTIVE_WITHIN);
     }

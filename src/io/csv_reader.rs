@@ -73,11 +73,18 @@ pub(super) fn read(path: &Path, opts: &ReadOptions) -> Result<Table> {
     let mut lines = Vec::new();
     let offset = super::csv_line_offset(path);
     let mut record = csv::StringRecord::new();
+    // A progress line on long files (train, evaluate, report): rows read and the share of bytes.
+    let size = std::fs::metadata(path).map_or(0, |m| m.len()) as f64;
+    let mut progress = super::progress::Progress::new("rows");
     loop {
         match rdr.read_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => return Err(csv_error(path, e)),
+        }
+        if lines.len() % 65_536 == 65_535 {
+            let at = record.position().map_or(0, |p| p.byte()) as f64;
+            progress.update(lines.len() as u64 + 1, (size > 0.0).then(|| at / size));
         }
         let line = record.position().map(|p| p.line()).unwrap_or(0) + offset;
         if record.len() == 1 && record[0].trim().is_empty() && header.len() > 1 {
@@ -91,6 +98,7 @@ pub(super) fn read(path: &Path, opts: &ReadOptions) -> Result<Table> {
         }
         lines.push(line);
     }
+    progress.finish();
     for c in &mut columns {
         c.finish();
     }

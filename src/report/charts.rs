@@ -100,6 +100,17 @@ fn usable(r: Range<f64>) -> Range<f64> {
     r
 }
 
+/// The value axis of a bar chart: from 0 (or the lowest value) to the highest value or reference,
+/// with a tenth to spare.
+fn bar_range(values: &[f64], reference: Option<f64>) -> Range<f64> {
+    let finite = || values.iter().copied().filter(|v| v.is_finite());
+    let top = finite()
+        .chain(reference.filter(|r| r.is_finite()))
+        .fold(0.0f64, f64::max);
+    let bottom = finite().fold(0.0f64, f64::min);
+    usable(bottom * 1.1..top * 1.1)
+}
+
 /// Lines over numeric axes, with a legend when there is more than one series.
 pub fn lines(axes: &Axes<'_>, series: &[Series]) -> Result<String> {
     let title = axes.title;
@@ -173,18 +184,7 @@ pub fn bars(
     reference: Option<f64>,
 ) -> Result<String> {
     let n = categories.len().max(1) as u32;
-    let top = values
-        .iter()
-        .copied()
-        .chain(reference)
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let bottom = values
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::min);
-    let y = usable(bottom * 1.1..top * 1.1);
+    let y = bar_range(values, reference);
     // Long category names are drawn smaller; beyond a dozen bars every other label is shown.
     let label_size = if categories.iter().any(|c| c.len() > 10) {
         10
@@ -254,17 +254,7 @@ pub fn bars_horizontal(
     values: &[f64],
 ) -> Result<String> {
     let n = categories.len().max(1) as u32;
-    let top = values
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let bottom = values
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::min);
-    let x = usable(bottom * 1.1..top * 1.1);
+    let x = bar_range(values, None);
     let longest = categories
         .iter()
         .map(|c| c.chars().count())
