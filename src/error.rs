@@ -117,6 +117,10 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// `churn drift --fail-on`: the data drifted at least as far as the band asked for.
+    #[error("drift is {band}: {}", features.join(", "))]
+    DriftFound { band: String, features: Vec<String> },
+
     /// A report's chart could not be drawn.
     #[error("report chart '{chart}': {message}")]
     Chart { chart: String, message: String },
@@ -130,6 +134,15 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The process exit status a command ends with on this error: 3 for drift found by
+    /// `--fail-on` (so a pipeline can tell it from a failure), else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::DriftFound { .. } => 3,
+            _ => 1,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

@@ -190,6 +190,8 @@ pub(crate) struct Part {
     pub(crate) with_previous: u64,
     /// The largest rises since the previous run.
     pub(crate) risers: TopRisers,
+    /// The scored rows counted into the model's drift bins (a model with references).
+    pub(crate) drift: Option<crate::model::drift::DriftCounts>,
 }
 
 impl Part {

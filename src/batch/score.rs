@@ -15,6 +15,7 @@ use crate::io::blocks::{self, Block, CellRef, CsvLayout, Numbering, Source};
 use crate::io::csv_records::{self, Record, RecordParser};
 use crate::io::progress::Progress;
 use crate::io::shard::Shard;
+use crate::model::drift::{DriftBand, DriftCounts, DriftReport};
 use crate::model::{ChurnModel, RowScratch};
 use crate::schema::Value;
 use arrow_array::ArrayRef;
@@ -71,6 +72,10 @@ pub struct ScoreSummary {
     /// With --history: the customers whose churn probability rose most since their previous
     /// run, largest rise first.
     pub largest_risers: Vec<Riser>,
+    /// For a model with drift references: the scored rows against the training customers (as
+    /// `churn drift --json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftReport>,
 }
 
 /// Pairs as a JSON object, keeping their order.
@@ -92,6 +97,8 @@ struct Scratch {
     row: RowScratch,
     values: Vec<Value<'static>>,
     top: Vec<usize>,
+    /// A row's drift bins.
+    bins: Vec<u16>,
 }
 
 /// What does not change while a job runs: the model, the options and the output encoding.
@@ -272,6 +279,7 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     let mut actions = [0u64; 4];
     let mut with_previous = 0u64;
     let mut risers = TopRisers::default();
+    let mut drift = model.file().drift.as_ref().map(DriftCounts::new);
     let mut next_line = source.first_number();
     let mut next_row = 1u64;
     let parts = rayon::current_num_threads() * 4;
@@ -345,6 +353,9 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
             sum.scored += part.scored();
             with_previous += part.with_previous;
             risers.merge(std::mem::take(&mut part.risers));
+            if let (Some(total), Some(counts)) = (&mut drift, &part.drift) {
+                total.merge(counts);
+            }
             if job.rank {
                 probs.extend_from_slice(&part.probs);
             }
@@ -367,6 +378,19 @@ pub fn score(model: &ChurnModel, job: &ScoreJob) -> Result<ScoreSummary> {
     if let Some(mut w) = rejects {
         w.flush().map_err(|e| Error::io(&rejects_path, e))?;
         sum.rejects_file = Some(rejects_path);
+    }
+    if let (Some(d), Some(counts)) = (&model.file().drift, &drift)
+        && counts.rows > 0
+    {
+        let r = crate::model::drift::report(d, counts);
+        for f in r.features.iter().filter(|f| f.band == DriftBand::Major) {
+            tracing::warn!(
+                "drift: {} is major (PSI {:.3}) against the training customers; see `churn drift`",
+                f.feature,
+                f.psi
+            );
+        }
+        sum.drift = Some(r);
     }
     probs.sort_unstable_by(|a, b| b.total_cmp(a));
     let (written, in_table) = output.finish(&probs)?;
@@ -571,6 +595,12 @@ impl<'m> Scorer<'m> {
             });
             return;
         };
+        if let Some(d) = &self.model.file().drift {
+            DriftCounts::bins(d, &s.row, score.probability, &mut s.bins);
+            part.drift
+                .get_or_insert_with(|| DriftCounts::new(d))
+                .apply(&s.bins, false);
+        }
         s.row.reasons_into(self.top_k, &mut s.top);
         let previous = self.previous.and_then(|p| p.get(&id));
         self.format.push(

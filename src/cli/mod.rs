@@ -1,6 +1,7 @@
 //! The `churn` command line: argument definitions and one function per subcommand. Each prints its
 //! human report (or JSON with --json) to stdout; errors go back to `main`.
 mod client;
+mod drift;
 mod evaluate;
 mod explain;
 mod export_sql;
@@ -32,6 +33,8 @@ pub enum Command {
     Train(Box<train::TrainArgs>),
     /// Measure a model on labelled data: AUC, PR-AUC, log loss, Brier, lift, calibration.
     Evaluate(evaluate::EvaluateArgs),
+    /// Compare customers with the training customers: PSI per feature and of the score.
+    Drift(drift::DriftArgs),
     /// Show a model: schema, weights ranked by importance, tiers, training facts, metrics.
     Inspect(inspect::InspectArgs),
     /// Write an HTML report: the model report (--model, on --data) or the churn report (--events).
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> crate::Result<()> {
         Command::Train(a) => train::run(*a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Drift(a) => drift::run(a),
         Command::Report(a) => report::run(*a),
         Command::Explain(a) => explain::run(a),
         Command::Score(a) => score::run(a),

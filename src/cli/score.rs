@@ -233,6 +233,21 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         let a: Vec<String> = s.actions.iter().map(|(a, n)| format!("{a} {n}")).collect();
         println!("actions: {}", a.join(", "));
     }
+    if let Some(d) = &s.drift {
+        let top: Vec<String> = d
+            .features
+            .iter()
+            .take(3)
+            .map(|f| format!("{} {:.3} ({})", f.feature, f.psi, f.band.as_str()))
+            .collect();
+        println!(
+            "drift against training ({}): score PSI {:.3} ({}); largest: {}",
+            d.worst().as_str(),
+            d.score.psi,
+            d.score.band.as_str(),
+            top.join(", ")
+        );
+    }
     if let Some(h) = &s.history {
         println!(
             "history {} ({}): {} rows appended{}; {} customers with an earlier run, {} new",

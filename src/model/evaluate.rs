@@ -4,7 +4,7 @@ use crate::io::{Column, ReadOptions, Table, read_table};
 use crate::model::file::FeatureCount;
 use crate::model::metrics::{self, Confusion, Metrics};
 use crate::model::train::parse_labels;
-use crate::model::{ChurnModel, MAX_LISTED, RiskTier, RowScratch};
+use crate::model::{ChurnModel, MAX_LISTED, RiskTier, RowScore, RowScratch};
 use crate::schema::{FeatureKind, Note, Value};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -76,14 +76,25 @@ pub fn read_labelled(
     let positive = positive
         .unwrap_or(&model.file().training.positive)
         .to_string();
-    // Keep only the model's features and the label.
+    let table = read_columns(model, data, Some(&label), delimiter)?;
+    Ok((table, label, positive))
+}
+
+/// Reads the model's feature columns of `data` (and `label`, when given), the cells as every
+/// door reads them ("NaN" is text, refused in a numeric column).
+pub fn read_columns(
+    model: &ChurnModel,
+    data: &Path,
+    label: Option<&str>,
+    delimiter: Option<u8>,
+) -> Result<Table> {
     let header = crate::io::read_header(data, delimiter)?;
     let wanted: std::collections::HashSet<&str> = model
         .schema()
         .features()
         .iter()
         .map(|f| f.name.as_str())
-        .chain(std::iter::once(label.as_str()))
+        .chain(label)
         .collect();
     let opts = ReadOptions {
         skip: header
@@ -96,8 +107,7 @@ pub fn read_labelled(
         // "NaN" is refused here as by every door, not imputed as training does.
         nan_is_value: true,
     };
-    let table = read_table(data, &opts)?;
-    Ok((table, label, positive))
+    read_table(data, &opts)
 }
 
 pub fn evaluate_table(
@@ -140,6 +150,81 @@ pub fn score_labelled(
         .column(label)
         .ok_or_else(|| Error::column(path, label, "no such label column in the data"))?;
     let (y, _) = parse_labels(table, label_col, Some(positive), false)?;
+    let nf = model.schema().len();
+    struct Part {
+        p: Vec<f64>,
+        /// The rows scored, by table index.
+        scored: Vec<usize>,
+        abs_contribution: Vec<f64>,
+    }
+    let scan = scan_table(
+        model,
+        table,
+        || Part {
+            p: Vec::new(),
+            scored: Vec::new(),
+            abs_contribution: vec![0.0; nf],
+        },
+        |part, i, s, score| {
+            part.p.push(score.probability);
+            part.scored.push(i);
+            for (sum, c) in part.abs_contribution.iter_mut().zip(&s.contributions) {
+                *sum += c.abs();
+            }
+        },
+    )?;
+    let n = table.rows();
+    let (mut p, mut y_scored, mut rows) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut abs_contribution = vec![0.0f64; nf];
+    for part in scan.parts {
+        p.extend(part.p);
+        y_scored.extend(part.scored.iter().map(|&i| y[i]));
+        rows.extend(part.scored);
+        for (total, x) in abs_contribution.iter_mut().zip(&part.abs_contribution) {
+            *total += x;
+        }
+    }
+    let scored = p.len() as f64;
+    Ok(LabelledScores {
+        p,
+        y: y_scored,
+        rows,
+        mean_abs_contribution: abs_contribution.iter().map(|s| s / scored).collect(),
+        imputed: scan.imputed,
+        unseen: scan.unseen,
+        rejected_rows: scan.rejected_rows,
+        rejected: scan.rejected,
+    })
+}
+
+/// A table scored row by row: one accumulator per part of the rows (in row order), and what the
+/// scoring found on the way.
+pub struct TableScan<A> {
+    pub parts: Vec<A>,
+    /// Cells imputed (missing) and categorical cells of an unseen level, per feature.
+    pub imputed: Vec<u64>,
+    pub unseen: Vec<u64>,
+    pub rejected_rows: u64,
+    /// The first rejected rows, with line (or row), column and reason.
+    pub rejected: Vec<RejectedRow>,
+}
+
+/// Scores every row of `table` through [`ChurnModel::score_row`] on every core, and hands each
+/// scored row (its index, the filled scratch and the score) to `visit`, on an accumulator per
+/// part of the rows. Rows the model refuses are counted and listed, not visited. Fails when the
+/// table lacks a feature column or has rows but none could be scored; an empty table is an error
+/// too (nothing to measure).
+pub fn scan_table<A: Send>(
+    model: &ChurnModel,
+    table: &Table,
+    fresh: impl Fn() -> A + Sync,
+    visit: impl Fn(&mut A, usize, &RowScratch, &RowScore) + Sync,
+) -> Result<TableScan<A>> {
+    let path = &table.path;
     if table.rows() == 0 {
         return Err(Error::data(path, "no data rows"));
     }
@@ -166,30 +251,25 @@ pub fn score_labelled(
         })
         .collect::<Result<_>>()?;
 
-    struct Chunk {
-        p: Vec<f64>,
-        /// The rows scored, by table index.
-        scored: Vec<usize>,
+    struct Chunk<A> {
+        acc: A,
         imputed: Vec<u64>,
         unseen: Vec<u64>,
-        abs_contribution: Vec<f64>,
         rejected: u64,
         listed: Vec<RejectedRow>,
     }
     let n = table.rows();
     let nf = cols.len();
-    let chunks: Vec<Chunk> = (0..n)
+    let chunks: Vec<Chunk<A>> = (0..n)
         .collect::<Vec<_>>()
         .par_chunks(4096)
         .map(|rows| {
             let mut s = RowScratch::default();
             let mut row = vec![Value::Missing; nf];
             let mut c = Chunk {
-                p: Vec::with_capacity(rows.len()),
-                scored: Vec::with_capacity(rows.len()),
+                acc: fresh(),
                 imputed: vec![0; nf],
                 unseen: vec![0; nf],
-                abs_contribution: vec![0.0; nf],
                 rejected: 0,
                 listed: Vec::new(),
             };
@@ -222,7 +302,7 @@ pub fn score_labelled(
                     };
                 }
                 let scored = model.score_row(&row, false, &mut s);
-                let refused: Option<(String, String)> = match (scored, unreadable) {
+                let refused: Option<(String, String)> = match (&scored, unreadable) {
                     (_, Some(k)) => Some((
                         schema.features()[k].name.clone(),
                         "expected a number, got text".to_string(),
@@ -247,11 +327,8 @@ pub fn score_labelled(
                     }
                     continue;
                 }
-                c.p.push(scored.expect("refused rows are skipped above").probability);
-                c.scored.push(i);
-                for (sum, c) in c.abs_contribution.iter_mut().zip(&s.contributions) {
-                    *sum += c.abs();
-                }
+                let score = scored.expect("refused rows are skipped above");
+                visit(&mut c.acc, i, &s, &score);
                 for (k, note) in s.notes.iter().enumerate() {
                     match note {
                         Note::Imputed => c.imputed[k] += 1,
@@ -260,52 +337,39 @@ pub fn score_labelled(
                     }
                 }
             }
-            Ok(c)
+            c
         })
-        .collect::<Result<_>>()?;
-    let mut p = Vec::with_capacity(n);
-    let mut y_scored = Vec::with_capacity(n);
-    let mut imputed = vec![0u64; nf];
-    let mut unseen = vec![0u64; nf];
-    let mut abs_contribution = vec![0.0f64; nf];
-    let mut rows = Vec::with_capacity(n);
-    let (mut rejected_rows, mut rejected) = (0u64, Vec::new());
+        .collect();
+    let mut scan = TableScan {
+        parts: Vec::with_capacity(chunks.len()),
+        imputed: vec![0u64; nf],
+        unseen: vec![0u64; nf],
+        rejected_rows: 0,
+        rejected: Vec::new(),
+    };
     for c in chunks {
-        p.extend(c.p);
-        y_scored.extend(c.scored.iter().map(|&i| y[i]));
-        rows.extend(c.scored);
+        scan.parts.push(c.acc);
         for k in 0..nf {
-            imputed[k] += c.imputed[k];
-            unseen[k] += c.unseen[k];
-            abs_contribution[k] += c.abs_contribution[k];
+            scan.imputed[k] += c.imputed[k];
+            scan.unseen[k] += c.unseen[k];
         }
-        rejected_rows += c.rejected;
-        let room = MAX_LISTED.saturating_sub(rejected.len());
-        rejected.extend(c.listed.into_iter().take(room));
+        scan.rejected_rows += c.rejected;
+        let room = MAX_LISTED.saturating_sub(scan.rejected.len());
+        scan.rejected.extend(c.listed.into_iter().take(room));
     }
-    if p.is_empty() {
+    if scan.rejected_rows == n as u64 {
         return Err(Error::data(
             path,
             format!(
-                "no row could be scored: all {rejected_rows} were refused (first: {})",
-                rejected
+                "no row could be scored: all {n} were refused (first: {})",
+                scan.rejected
                     .first()
                     .map(|r| format!("line {} column '{}': {}", r.line, r.column, r.reason))
                     .unwrap_or_default()
             ),
         ));
     }
-    let scored = p.len() as f64;
-    Ok(LabelledScores {
-        p,
-        y: y_scored,
-        rows,
-        mean_abs_contribution: abs_contribution.iter().map(|s| s / scored).collect(),
-        imputed,
-        unseen,
-        rejected_rows,
-        rejected,
-    })
+    Ok(scan)
 }
 
 /// The evaluation of scored rows: metrics, confusion at the tier cuts, tiers, and what was

@@ -66,6 +66,40 @@ pub struct ModelFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthEntry>,
     pub metrics: ModelMetrics,
+    /// What the training customers looked like, for drift: each feature's and the score's
+    /// distribution. Absent in files trained before churn kept them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftEntry>,
+}
+
+/// The training distributions drift is measured against ([`crate::model::drift`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftEntry {
+    /// Rows the references were counted on.
+    pub rows: u64,
+    /// One per feature, in schema order.
+    pub features: Vec<FeatureReference>,
+    /// The training scores' decile edges and the share of rows in each bin.
+    pub score: ScoreReference,
+}
+
+/// One feature's training distribution, as shares of all training rows (with `missing_share`
+/// they sum to 1). Numeric: bins closed below at the training decile edges (repeated edges
+/// dropped), `shares` one per bin (edges.len() + 1). Categorical: no edges, `shares` one per
+/// model level in level order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureReference {
+    pub feature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edges: Option<Vec<f64>>,
+    pub shares: Vec<f64>,
+    pub missing_share: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreReference {
+    pub edges: Vec<f64>,
+    pub shares: Vec<f64>,
 }
 
 /// How healthy a customer's usage is: the weighted mean of their percentiles on the usage

@@ -5,6 +5,7 @@
 //! here beside the per-level values both kinds share; the additive kind's shapes and pair tables
 //! in `additive.rs`.
 pub mod additive;
+pub mod drift;
 pub mod evaluate;
 pub mod file;
 pub mod health;

@@ -12,6 +12,7 @@ use super::page::{count, definition, facts, figure, fixed, kpi, note, page, pct,
 use crate::error::Result;
 use crate::io::Table;
 use crate::model::additive::{Axis, bin_of};
+use crate::model::drift::{DriftReport, drift_of_table};
 use crate::model::evaluate::{Evaluation, evaluation, score_labelled};
 use crate::model::file::{FeatureEntry, ModelMetrics, TierCuts, TrainingInfo};
 use crate::model::metrics::{CalibrationBin, Curves, DecileRow, Metrics, curves};
@@ -50,6 +51,8 @@ pub struct ModelReport {
     pub importance: Vec<Importance>,
     pub effects: Vec<Effect>,
     pub pairs: Vec<PairEffect>,
+    /// On data, for a model with drift references: the data against the training customers.
+    pub drift: Option<DriftReport>,
     /// What the page could not show, and why.
     pub notes: Vec<String>,
 }
@@ -185,7 +188,16 @@ pub fn build(model: &ChurnModel, data: Option<LabelledData<'_>>) -> Result<Model
     let effects = (0..schema.len())
         .map(|i| effect(model, i, table.zip(rows)))
         .collect();
+    let drift = match (&data, &file.drift) {
+        (Some(d), Some(refs)) => Some(drift_of_table(model, refs, d.table)?),
+        (Some(_), None) => {
+            notes.push("The model file keeps no drift references (trained before churn kept them): no drift table.".into());
+            None
+        }
+        (None, _) => None,
+    };
     Ok(ModelReport {
+        drift,
         model: model.id().to_string(),
         kind: file.kind.name(),
         created_at: file.created_at.clone(),
@@ -588,6 +600,7 @@ pub fn render(r: &ModelReport) -> Result<String> {
         }
         @if let Some(e) = &r.evaluation { (tiers(r, e)?) }
         (importance(r)?)
+        @if let Some(d) = &r.drift { (drift_table(d)) }
         (effects(r)?)
     };
     Ok(page(
@@ -1056,4 +1069,36 @@ fn effects(r: &ModelReport) -> Result<Markup> {
             }
         }
     })
+}
+
+fn drift_table(d: &DriftReport) -> Markup {
+    let rows: Vec<Vec<String>> = d
+        .features
+        .iter()
+        .map(|f| {
+            vec![
+                f.feature.clone(),
+                fixed(f.psi, 4),
+                f.band.as_str().to_string(),
+                pct(f.missing_share),
+                pct(f.reference_missing_share),
+                f.unseen_share.map_or("-".into(), pct),
+            ]
+        })
+        .chain(std::iter::once(vec![
+            "(the score)".to_string(),
+            fixed(d.score.psi, 4),
+            d.score.band.as_str().to_string(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ]))
+        .collect();
+    html! {
+        section {
+            h2 { "Drift against the training customers" }
+            (definition(&d.definition))
+            (table(&["feature", "PSI", "band", "missing", "missing at training", "unseen levels"], &rows))
+        }
+    }
 }

@@ -24,6 +24,7 @@ pub fn code_of(e: &Error) -> Code {
         | Error::Model { .. }
         | Error::Training(_)
         | Error::Chart { .. }
+        | Error::DriftFound { .. }
         | Error::CountMismatch(_)
         | Error::Address { .. } => Code::Internal,
         Error::Database { .. } | Error::Transport(_) => Code::Unavailable,

@@ -289,7 +289,21 @@ pub fn train(table: &Table, data_sha256: &str, opts: &TrainOptions) -> Result<Tr
             holdout: holdout_metrics,
             cross_validation: cv,
         },
+        drift: None,
     };
+    // What the training customers look like, scored by the model just made: drift's references.
+    let scorer = crate::model::ChurnModel::from_file(model.clone())
+        .map_err(|m| Error::Training(format!("the model just trained does not load: {m}")))?;
+    // Rows the scoring rule refuses (text in a column trained with --numeric) are left out of
+    // them; a table with no row to count keeps no references rather than failing the training.
+    let drift = match crate::model::drift::reference(&scorer, table) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::warn!("no drift references kept: {e}");
+            None
+        }
+    };
+    let model = ModelFile { drift, ..model };
     let report = TrainReport {
         rows: n as u64,
         train_rows: train_idx.len() as u64,
