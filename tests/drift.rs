@@ -29,6 +29,30 @@ fn edited(dir: &Path, name: &str, edit: impl Fn(usize, &mut HashMap<String, Stri
     dir.join(name).to_str().unwrap().to_string()
 }
 
+/// The Telco table with MonthlyCharges scaled by 1.3.
+fn monthly_charges_scaled(dir: &Path) -> String {
+    edited(dir, "shifted.csv", |_, r| {
+        let x: f64 = r["MonthlyCharges"].parse().unwrap();
+        r.insert("MonthlyCharges".into(), format!("{}", x * 1.3));
+    })
+}
+
+/// `churn score --json` of `data` with `model`.
+fn score_json(model: &str, data: &str, out: &Path) -> common::Run {
+    churn(&[
+        "score",
+        "--model",
+        model,
+        "--input",
+        data,
+        "--output",
+        out.to_str().unwrap(),
+        "--id",
+        "customerID",
+        "--json",
+    ])
+}
+
 fn drift(model: &Path, data: &str) -> Value {
     let r = churn(&[
         "drift",
@@ -99,10 +123,7 @@ fn the_training_data_is_stable_and_a_held_out_part_too() {
 fn a_scaled_feature_is_major_and_the_others_stay_stable_with_the_psi_we_recompute() {
     let dir = tempfile::tempdir().unwrap();
     let model = train_telco(TELCO, &dir.path().join("m"), &[]);
-    let shifted = edited(dir.path(), "shifted.csv", |_, r| {
-        let x: f64 = r["MonthlyCharges"].parse().unwrap();
-        r.insert("MonthlyCharges".into(), format!("{}", x * 1.3));
-    });
+    let shifted = monthly_charges_scaled(dir.path());
     let d = drift(&model, &shifted);
     let f = by_feature(&d);
     assert_eq!(f["MonthlyCharges"]["band"], "major");
@@ -298,23 +319,9 @@ fn churn_score_reports_the_same_drift_and_warns_on_a_major_feature() {
     let dir = tempfile::tempdir().unwrap();
     let model = train_telco(TELCO, &dir.path().join("m"), &[]);
     let m = model.to_str().unwrap();
-    let shifted = edited(dir.path(), "shifted.csv", |_, r| {
-        let x: f64 = r["MonthlyCharges"].parse().unwrap();
-        r.insert("MonthlyCharges".into(), format!("{}", x * 1.3));
-    });
+    let shifted = monthly_charges_scaled(dir.path());
     let out = dir.path().join("scores.csv");
-    let r = churn(&[
-        "score",
-        "--model",
-        m,
-        "--input",
-        &shifted,
-        "--output",
-        out.to_str().unwrap(),
-        "--id",
-        "customerID",
-        "--json",
-    ]);
+    let r = score_json(m, &shifted, &out);
     assert!(r.ok, "{}", r.stderr);
     let summary = json(&r.stdout);
     let d = drift(&model, &shifted);
@@ -327,18 +334,7 @@ fn churn_score_reports_the_same_drift_and_warns_on_a_major_feature() {
         r.stderr
     );
     // Unshifted data: no warning.
-    let r = churn(&[
-        "score",
-        "--model",
-        m,
-        "--input",
-        TELCO,
-        "--output",
-        out.to_str().unwrap(),
-        "--id",
-        "customerID",
-        "--json",
-    ]);
+    let r = score_json(m, TELCO, &out);
     assert!(r.ok && !r.stderr.contains("drift:"), "{}", r.stderr);
     assert_eq!(json(&r.stdout)["drift"]["score"]["band"], "stable");
 }
@@ -348,10 +344,7 @@ fn the_model_report_shows_the_drift_of_its_data() {
     let dir = tempfile::tempdir().unwrap();
     let model = train_telco(TELCO, &dir.path().join("m"), &[]);
     let m = model.to_str().unwrap();
-    let shifted = edited(dir.path(), "shifted.csv", |_, r| {
-        let x: f64 = r["MonthlyCharges"].parse().unwrap();
-        r.insert("MonthlyCharges".into(), format!("{}", x * 1.3));
-    });
+    let shifted = monthly_charges_scaled(dir.path());
     let page = dir.path().join("model.html");
     let r = churn(&[
         "report",

@@ -122,19 +122,21 @@ pub fn lines(axes: &Axes<'_>, series: &[Series]) -> Result<String> {
             .y_label_area_size(56)
             .build_cartesian_2d(usable(axes.x.clone()), usable(axes.y.clone()))
             .map_err(failed(title))?;
-        let named = |v: &f64| match axes.x_names {
-            Some(names) if (v - v.round()).abs() < 1e-9 && *v >= 0.0 => {
+        // Named x values label only the whole numbers they name.
+        let names = axes.x_names.unwrap_or_default();
+        let named = |v: &f64| {
+            if (v - v.round()).abs() < 1e-9 && *v >= 0.0 {
                 names.get(v.round() as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
             }
-            Some(_) => String::new(),
-            None => format!("{v}"),
         };
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(axes.x_label)
             .y_desc(axes.y_label)
             .light_line_style(RGBColor(235, 235, 235))
             .label_style((FONT, 12));
-        if let Some(names) = axes.x_names {
+        if axes.x_names.is_some() {
             mesh.x_labels(names.len().max(2)).x_label_formatter(&named);
         }
         mesh.draw().map_err(failed(title))?;

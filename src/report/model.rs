@@ -424,8 +424,10 @@ fn effect(model: &ChurnModel, i: usize, data: Option<(&Table, &[usize])>) -> Eff
             match &numbers {
                 Some((v, m)) => {
                     if let (Some(a), Some(b)) = (v.first(), v.last()) {
-                        lo = lo.min(*a).max(a.min(first - width));
-                        hi = hi.max(*b).min(b.max(last + width));
+                        // The edge bins reach the data's extremes, or one bin width past
+                        // the outer edges when the data stays inside them.
+                        lo = a.min(first - width);
+                        hi = b.max(last + width);
                     }
                     let mut counts = vec![0u64; contributions.len()];
                     for &x in v {
